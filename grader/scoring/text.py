@@ -1,0 +1,126 @@
+"""Text normalisation, sentence splitting, tokens and stems shared by every signal."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+# Snowball leaves Latin/Greek plurals apart from their singulars ("indices" -> "indic").
+IRREGULAR = {
+    "indices": "index",
+    "indexes": "index",
+    "matrices": "matrix",
+    "vertices": "vertex",
+    "analyses": "analysis",
+    "criteria": "criterion",
+    "schemata": "schema",
+    "schemas": "schema",
+    "queries": "query",
+    "caches": "cache",
+    "caching": "cache",
+    "cached": "cache",
+    "proxies": "proxy",
+    "children": "child",
+    "men": "man",
+    "data": "data",
+}
+
+STOPWORDS = frozenset(
+    """a an the and or but if then of to in on at by for with from as is are was were be been
+    being it its this that these those there their they them it's i you we he she our your my
+    do does did doing have has had having will would shall should can could may might must
+    so such than too very just also which who whom what when where why how into onto about
+    over under again further once here all any both each few more most other some own same
+    only s t d ll m o re ve y up down out off own because while until""".split()
+)
+
+NEGATIONS = frozenset(
+    "not no never nor neither cannot without unlike instead false wrong myth misconception "
+    "incorrect untrue".split()
+)
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_NT = re.compile(r"\b(\w+)n['’]t\b")
+_TOKEN = re.compile(r"[a-z0-9]+")
+_SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=:)\s+(?=[-*•])|\s+[-*•]\s+")
+
+
+def normalise(text: str) -> str:
+    """NFKC, no zero-width or control characters, lowercase, contractions opened."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+    text = text.lower()
+    text = text.replace("can't", "can not").replace("won't", "will not")
+    text = text.replace("can’t", "can not").replace("won’t", "will not")
+    return _NT.sub(r"\1 not", text)
+
+
+def clean(text: str) -> str:
+    """The text as shown in evidence: NFKC, printable, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(text.split())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (or bullet items / lines) of a text, cleaned, empty ones dropped."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    parts = _SENT_SPLIT.split(text)
+    out = []
+    for p in parts:
+        c = clean(p).strip(" -*•")
+        if c:
+            out.append(c)
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Inflection-insensitive form of one lowercase token."""
+    if word in IRREGULAR:
+        return IRREGULAR[word]
+    return _STEMMER.stemWord(word)
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercase word tokens of normalised text (negations kept, punctuation dropped)."""
+    return _TOKEN.findall(normalise(text))
+
+
+@dataclass(frozen=True)
+class Token:
+    raw: str
+    stem: str
+    pos: int  # index among all tokens of the sentence, stopwords included
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    all_tokens: tuple[str, ...]
+    content: tuple[Token, ...]  # stopwords removed, positions kept
+
+
+def analyse(text: str) -> list[Sentence]:
+    """Split a text into sentences with their content tokens and stems."""
+    result = []
+    for s in split_sentences(text):
+        toks = tokens(s)
+        content = tuple(
+            Token(t, stem(t), i) for i, t in enumerate(toks) if t not in STOPWORDS
+        )
+        result.append(Sentence(s, tuple(toks), content))
+    return result
+
+
+def term_stems(term: str) -> tuple[tuple[str, str], ...]:
+    """(raw, stem) pairs of a rubric term's content words; all words if all are stopwords."""
+    toks = tokens(term)
+    content = [t for t in toks if t not in STOPWORDS] or toks
+    return tuple((t, stem(t)) for t in content)

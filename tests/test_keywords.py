@@ -1,0 +1,71 @@
+"""Concept and misconception matching on real rubric-style terms."""
+
+from grader.scoring.keywords import find_terms
+from grader.scoring.text import analyse, split_sentences, stem
+
+
+def hit(terms, text, **kw):
+    return find_terms(terms, analyse(text), **kw)
+
+
+def test_case_and_punctuation_insensitive():
+    assert hit(["idempotent"], "PUT is IDEMPOTENT!!")
+    assert hit(["json web token"], "It's a JSON-Web-Token.")
+
+
+def test_inflections():
+    assert stem("hashing") == stem("hash") == stem("hashes") == stem("hashed")
+    assert stem("indices") == stem("index") == stem("indexes")
+    assert hit(["hash"], "We store salted hashes with bcrypt.")
+    assert hit(["index"], "Indices make lookups faster.")
+    assert hit(["replace entire resource"], "PUT replaced the entire resource.")
+
+
+def test_phrase_words_close_together_any_order():
+    assert hit(["replace entire resource"], "the entire stored resource is replaced by PUT")
+    # Words far apart in one sentence do not make the phrase.
+    far = "Replace your habits; this long sentence goes on and on about many things until entire days pass for a resource."
+    assert not hit(["replace entire resource"], far)
+    # Words split over two sentences do not make the phrase.
+    assert not hit(["partial update"], "It is partial. Update later.")
+
+
+def test_small_typos_tolerated_in_long_words_only():
+    assert hit(["idempotent"], "PUT is idempotant")
+    assert hit(["transaction"], "wrap it in a transacton")
+    assert not hit(["jwt"], "use jwk")  # short words must match exactly
+    assert not hit(["insert"], "invert the list")  # six letters: too short to bend
+    assert not hit(["transaction"], "a fransaction")  # first letter differs
+
+
+def test_negated_misconception_is_not_claimed():
+    terms = ["patch replace whole"]
+    assert hit(terms, "PATCH replaces the whole resource.", claims=True)
+    assert not hit(terms, "PATCH does not replace the whole resource.", claims=True)
+    assert not hit(terms, "PATCH doesn't replace the whole resource.", claims=True)
+    assert not hit(terms, "It is wrong to say PATCH replaces the whole resource.", claims=True)
+    assert not hit(terms, "PATCH never replaces the whole resource.", claims=True)
+
+
+def test_misconception_words_must_come_in_order():
+    terms = ["patch replace whole"]
+    assert not hit(terms, "Use PUT to replace a whole document and PATCH to modify one field.", claims=True)
+
+
+def test_evidence_is_the_sentence():
+    h = hit(["stateless"], "REST uses URLs. Each request is stateless. Done.")
+    assert h.sentence.text == "Each request is stateless."
+
+
+def test_sentences_and_bullets():
+    assert split_sentences("One. Two!\n- three\n* four") == ["One.", "Two!", "three", "four"]
+
+
+def test_zero_width_and_fullwidth_do_not_hide_words():
+    assert hit(["idempotent"], "PUT is idem\u200bpotent")
+    assert hit(["idempotent"], "PUT is ｉｄｅｍｐｏｔｅｎｔ")
+
+
+def test_pathological_repetition_is_bounded():
+    text = " ".join(["replace"] * 3000 + ["entire"] * 3000)
+    assert hit(["replace entire resource"], text) is None
