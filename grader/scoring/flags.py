@@ -28,7 +28,10 @@ _INJECTION_PATTERNS = [
     r"\b(this|the) (answer|response) (is|should be) (graded|scored|marked|rated) (as )?(correct|perfect|full|10)",
     r"<!--|<script|<\s*(div|span|p)[^>]*(display\s*:\s*none|hidden)",
     r"\bas an? (ai|language model|llm)\b",
-    r"\bbase64\b|\brot13\b",
+    # Encoded payloads: asking to decode something, or a long unbroken base64-like blob
+    # (plain mentions of base64, as in JWT answers, are not flagged).
+    r"\b(decode|decrypt|deobfuscate)\b.{0,40}\b(base64|rot13|rot 13|hex|this|following)\b",
+    r"(?=[a-z0-9+/]{40,})(?![0-9a-f]{40,})[a-z0-9+/]{40,}={0,2}",  # not a hex digest
     # Added with the LLM reviewer (grader/llm): other languages, fake end-of-answer tags,
     # and verdicts addressed to the grader.
     r"\bignor(e[rz]?|a\w*|ier\w*)\b.{0,40}\b(instruc\w*|istruzion\w*|anweisung\w*|consigne\w*|regla\w*|regole|regras|règle\w*|regeln)",

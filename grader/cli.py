@@ -1,0 +1,565 @@
+"""Command line: parses arguments, calls the core, renders. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from grader.errors import ConfigError, GraderError, InputError
+
+app = typer.Typer(
+    name="grader",
+    help="Grade free-text answers to technical interview questions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+questions_app = typer.Typer(help="Browse the question bank.", no_args_is_help=True)
+rubric_app = typer.Typer(help="Check and describe rubrics.", no_args_is_help=True)
+app.add_typer(questions_app, name="questions")
+app.add_typer(rubric_app, name="rubric")
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class GradeFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from grader.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        from grader.bank import describe_validation
+
+        raise ConfigError(f"configuration: {describe_validation(exc)}") from None
+
+
+def _bank(require_rubrics: bool = True):
+    from grader.bank import load_bank
+
+    s = _settings()
+    return load_bank(s.questions, s.rubrics_dir, require_rubrics=require_rubrics)
+
+
+# ----------------------------------------------------------------------------- questions
+
+
+@questions_app.command("list")
+def questions_list(
+    topic: Optional[str] = typer.Option(None, "--topic", "-t", help="Only this topic."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
+):
+    """List the bank's questions."""
+    bank = _bank(require_rubrics=False)
+    qs = bank.by_topic(topic)
+    if topic and not qs:
+        raise InputError(f"--topic: no topic matches {topic!r} (topics: {', '.join(bank.topics())})")
+    if fmt == ListFormat.json:
+        import json
+
+        typer.echo(json.dumps([q.model_dump(include={"id", "topic", "question"}) for q in qs],
+                              indent=2, ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"{len(qs)} questions")
+    t.add_column("id", style="cyan", no_wrap=True)
+    t.add_column("topic")
+    t.add_column("question")
+    for q in qs:
+        t.add_row(escape(q.id), escape(q.topic), escape(q.question))
+    _console().print(t)
+
+
+@questions_app.command("show")
+def questions_show(
+    qid: str = typer.Argument(..., metavar="ID", help="Question id."),
+    rubric: bool = typer.Option(True, "--rubric/--no-rubric", help="Show the rubric too."),
+):
+    """Show one question, its model answer and its rubric."""
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from grader.render import question_panel
+
+    bank = _bank(require_rubrics=False)
+    q = bank.get(qid)
+    con = _console()
+    con.print(question_panel(q))
+    con.print(Panel(escape(q.model_answer), title="Model answer", title_align="left", border_style="green"))
+    r = bank.rubrics.get(q.id)
+    if rubric and r:
+        t = Table(title=f"Rubric · {r.points:g} points")
+        t.add_column("concept")
+        t.add_column("weight", justify="right")
+        t.add_column("required")
+        t.add_column("terms")
+        for c in r.concepts:
+            t.add_row(escape(c.name), f"{c.weight:g}", "yes" if c.required else "", escape(", ".join(c.terms)))
+        for m in r.misconceptions:
+            t.add_row(f"[magenta]✗ {escape(m.name)}[/]", f"−{m.penalty:g}", "", escape(", ".join(m.terms)))
+        con.print(t)
+
+
+# ----------------------------------------------------------------------------- rubric
+
+
+@rubric_app.command("validate")
+def rubric_validate(
+    rubrics_dir: Optional[Path] = typer.Option(None, "--rubrics", help="Rubric folder."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Question bank file."),
+):
+    """Check every rubric against the bank; each problem with its file and field."""
+    from grader.bank import validate_rubrics
+
+    s = _settings()
+    problems = validate_rubrics(questions or s.questions, rubrics_dir or s.rubrics_dir)
+    con = _console()
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        where = f"{p.file}" + (f": {p.field}" if p.field else "")
+        con.print(f"[{colour}]{p.severity}[/]: {where}: {p.message}", soft_wrap=True)
+    if errors:
+        con.print(f"[red]{len(errors)} error(s)[/]")
+        raise typer.Exit(2)
+    con.print(f"[green]ok[/]: every rubric is valid ({len(problems)} warning(s))")
+
+
+@rubric_app.command("schema")
+def rubric_schema():
+    """Print the JSON Schema of the rubric format (for editors)."""
+    import json
+
+    from grader.models import Rubric
+
+    typer.echo(json.dumps(Rubric.model_json_schema(), indent=2))
+
+
+# ----------------------------------------------------------------------------- grade
+
+
+def _read_answer(answer: Optional[str]) -> str:
+    if answer is not None:
+        return answer
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("--answer: give the answer as --answer TEXT or on standard input")
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"standard input: not UTF-8 text (byte {exc.start})") from None
+
+
+@app.command()
+def grade(
+    question: str = typer.Option(..., "--question", "-q", help="Question id from the bank."),
+    answer: Optional[str] = typer.Option(None, "--answer", "-a", help="The answer (default: standard input)."),
+    fmt: GradeFormat = typer.Option(GradeFormat.text, "--format", "-f", help="text or json."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the report (.json or .md)."),
+    llm: bool = typer.Option(False, "--llm", help="Also get feedback from the configured LLM (see README)."),
+    llm_weight: Optional[float] = typer.Option(
+        None, "--llm-weight", min=0.0, max=1.0,
+        help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
+):
+    """Grade one answer to a bank question."""
+    from grader.scoring import grader_from_settings
+
+    bank = _bank()
+    q = bank.get(question)
+    text = _read_answer(answer)
+    if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):
+        raise InputError(f"--out: {out}: unknown report format {out.suffix!r} (use .json or .md)")
+    reviewer = _llm_reviewer(llm_weight, no_cache) if llm else None
+    result = grader_from_settings(_settings()).grade(q, bank.rubrics[q.id], text)
+    if reviewer is not None:
+        with _console(stderr=True).status("Asking the LLM…"):
+            result = reviewer(q, bank.rubrics[q.id], text, result)
+    if out is not None:
+        from grader.reports.single import write_result
+
+        write_result(out, result, text)
+    if fmt == GradeFormat.json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        from grader.render import result_renderable
+
+        _console().print(result_renderable(result))
+
+
+def _llm_reviewer(weight: Optional[float], no_cache: bool):
+    """`--llm`: the reviewer, or a one-line ConfigError naming the missing setting."""
+    from grader.llm import make_reviewer
+
+    return make_reviewer(_settings(), weight=weight, use_cache=not no_cache)
+
+
+# ----------------------------------------------------------------------------- ask
+
+
+@app.command()
+def ask(
+    topic: Optional[str] = typer.Option(None, "--topic", "-t", help="Only questions of this topic."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="Just this question."),
+    reports_dir: Optional[Path] = typer.Option(None, "--reports", help="Where to write the session report."),
+    llm: bool = typer.Option(False, "--llm", help="Also get feedback from the configured LLM (see README)."),
+    llm_weight: Optional[float] = typer.Option(
+        None, "--llm-weight", min=0.0, max=1.0,
+        help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
+):
+    """Practise: answer questions in the terminal and get scored at once."""
+    from grader.session import run_session
+
+    s = _settings()
+    bank = _bank()
+    if question:
+        qs = [bank.get(question)]
+    else:
+        qs = bank.by_topic(topic)
+        if not qs:
+            raise InputError(f"--topic: no topic matches {topic!r} (topics: {', '.join(bank.topics())})")
+    extra = {"review": _llm_reviewer(llm_weight, no_cache)} if llm else {}
+    code = run_session(bank, qs, s, reports_dir or s.reports_dir, _console(), **extra)
+    raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------------- batch
+
+
+class ByFormat(str, Enum):
+    answer = "answer"
+    candidate = "candidate"
+
+
+@app.command()
+def batch(
+    input: str = typer.Argument(..., metavar="FILE", help="Answers: .csv, .jsonl or .json ('-' reads JSONL from standard input)."),
+    out: list[Path] = typer.Option([], "--out", "-o", help="Output, repeatable; format by extension: .jsonl .json .csv .md .html."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results file, appended as answers are graded (default: next to the first --out)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run; grade only rows without a result."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing results and outputs."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Grade the valid rows and list the others."),
+    by: ByFormat = typer.Option(ByFormat.answer, "--by", help="CSV rows: one per answer, or one per candidate."),
+    pass_mark: float = typer.Option(60.0, "--pass-mark", min=0, max=100, help="Percent a candidate needs to pass."),
+    fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0, max=100, help="Exit 3 when the overall percent is below this."),
+    input_format: Optional[str] = typer.Option(None, "--input-format", help="csv, jsonl or json (default: by extension)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+):
+    """Grade a file of many candidates' answers; ranked reports out."""
+    from grader.batch import plan_batch, run_batch
+    from grader.copies import CopyDetector
+    from grader.ingest import open_source
+    from grader.reports.outputs import output_format
+
+    s = _settings()
+    for o in out:
+        output_format(o)
+    if input_format and input_format not in ("csv", "jsonl", "json"):
+        raise InputError(f"--input-format: {input_format!r} is not csv, jsonl or json")
+    bank = _bank()
+    src = open_source(input, input_format)
+    try:
+        stem = "stdin" if input == "-" else Path(input).stem
+        results_path = results or ((out[0].parent if out else s.reports_dir) / f"{stem}.results.jsonl")
+        if not force and not resume:
+            for p in [results_path, *out]:
+                if p.exists():
+                    raise InputError(f"{p}: already exists (use --resume to continue that run, or --force to overwrite)")
+        plan = plan_batch(src, bank, skip_invalid=skip_invalid)
+        err = _console(stderr=True)
+        show = not quiet and err.is_terminal
+        from grader.scoring import grader_from_settings
+
+        grader = grader_from_settings(s)
+        detector = CopyDetector()
+        on_vectors = lambda rows, vecs: [detector.add(r.question_id, r.candidate, r.answer, v)  # noqa: E731
+                                         for r, v in zip(rows, vecs)]
+        summary = _run_with_progress(lambda cb: run_batch(
+            src, bank, grader, plan, results_path, resume=resume, on_progress=cb, on_vectors=on_vectors,
+        ), plan.valid, err, show)
+        _finish_batch(summary, plan, src, bank, grader, detector, out, by.value, pass_mark, fail_under, quiet)
+    finally:
+        src.close()
+
+
+def _run_with_progress(job, total: int, console, show: bool):
+    if not show:
+        return job(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:.1f} answers/s" if task.speed else "", style="cyan")
+
+    with Progress(TextColumn("[bold]Grading"), BarColumn(), MofNCompleteColumn(), Rate(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False) as progress:
+        task = progress.add_task("grading", total=total)
+        return job(lambda n: progress.advance(task, n))
+
+
+def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark, fail_under, quiet):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.batch import question_for_row
+    from grader.ingest import RowProblem, iter_rows
+    from grader.reports.aggregate import build_report, ordered_records
+    from grader.reports.outputs import write_outputs
+
+    custom = {}
+    if any(q not in bank.questions for q in plan.question_ids):
+        for r in iter_rows(src):
+            if not isinstance(r, RowProblem) and r.question_id not in bank.questions and question_for_row(r, bank):
+                custom.setdefault(r.question_id, r)
+    pairs = detector.pairs()
+    records = lambda: ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank,  # noqa: E731
+                                      custom, grader.embedder.name)
+    report = lambda: build_report(records(), source=src.display, pass_mark=pass_mark, pairs=pairs,  # noqa: E731
+                                  n_rows_hint=len(plan.candidates) * len(plan.question_ids), model=grader.embedder.name)
+    rep = report()
+    write_outputs(out, records, lambda: rep, by=by)
+    con = _console()
+    if not quiet:
+        t = Table(title=f"{len(rep.candidates)} candidates · {rep.n_answers} answers · pass mark {pass_mark:g}%")
+        for col, just in (("rank", "right"), ("candidate", "left"), ("total", "right"), ("%", "right"),
+                          ("result", "left"), ("answered", "right"), ("flags", "right")):
+            t.add_column(col, justify=just)
+        for c in rep.candidates[:50]:
+            t.add_row(str(c.rank), escape(c.candidate), f"{c.total:g}/{c.max_total:g}", f"{c.percent:g}",
+                      "[green]pass[/]" if c.passed else "[red]fail[/]", f"{c.answered}/{c.answered + c.skipped}",
+                      str(c.flags or ""))
+        con.print(t)
+        if len(rep.candidates) > 50:
+            con.print(f"… and {len(rep.candidates) - 50} more in the reports")
+        if pairs:
+            con.print(f"[yellow]{len(pairs)} pair(s) of near-identical answers[/] (listed in the reports)")
+        con.print(f"Graded {summary.graded_now} now, {summary.already_done} from before; results in {summary.results_path}")
+        for p in out:
+            con.print(f"Wrote {p}")
+    err = _console(stderr=True)
+    for p in summary.skipped:
+        err.print(f"[yellow]skipped[/] {escape(str(p))}", soft_wrap=True)
+    for f in summary.failed:
+        err.print(f"[red]not graded[/] {escape(f)}", soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
+    if fail_under is not None:
+        total = sum(c.total for c in rep.candidates)
+        max_total = sum(c.max_total for c in rep.candidates)
+        overall = 100 * total / max_total if max_total else 0.0
+        if overall < fail_under:
+            err.print(f"overall {overall:.1f}% is under --fail-under {fail_under:g}%")
+            raise typer.Exit(3)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _signal_progress(label: str):
+    """A context manager yielding a (done, total) callback: a rich bar on a terminal's stderr."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar():
+        err = _console(stderr=True)
+        if not err.is_terminal:
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("texts · ETA"), TimeRemainingColumn(), console=err, transient=True) as p:
+            task = p.add_task(label, total=None)
+            yield lambda done, total: p.update(task, completed=done, total=total)
+
+    return bar()
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+@app.command()
+def evaluate(
+    file: Path = typer.Argument(..., metavar="FILE.jsonl", help="Human-graded answers (see shared/datasets/README.md)."),
+    fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
+    cv: Optional[int] = typer.Option(None, "--cv", help="Also K-fold cross-validation, folds grouped by question."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the shipped one)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers."),
+):
+    """Measure agreement with human graders: each answer graded against its own reference answer."""
+    from grader.calibration import load_calibration
+    from grader.embedding import make_embedder
+    from grader.evaluate import evaluate as run_evaluation
+    from grader.evaluate import read_graded
+
+    s = _settings()
+    rows = read_graded(file, limit)
+    cal_path = calibration or s.calibration
+    cal = load_calibration(cal_path)
+    embedder = make_embedder(s)
+    if cv is not None and cv < 2:
+        raise InputError(f"--cv: {cv} folds; at least 2 are needed")
+    with _signal_progress("Embedding") as cb:
+        result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
+                                calibration_name=str(cal_path) if cal_path else "default", progress=cb)
+    if cal.model != embedder.name:
+        _console(stderr=True).print(f"[yellow]warning:[/] the calibration was fitted with {cal.model!r}, "
+                                    f"these signals come from {embedder.name!r}", soft_wrap=True)
+    if fmt == ListFormat.json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title=f"{escape(file.name)}: {result.n} answers · {result.questions} questions · "
+                    f"scale step {result.scale_step:g}")
+    t.add_column("metric")
+    t.add_column("zero-shot", justify="right")
+    if result.cv:
+        t.add_column(f"cv {result.cv_folds}-fold by question", justify="right")
+    for m in ("pearson", "spearman", "qwk", "rmse", "mae"):
+        t.add_row(m, _fmt(getattr(result.zero_shot, m)), *([_fmt(getattr(result.cv, m))] if result.cv else []))
+    con.print(t)
+    q = Table(title=f"per question ({'cross-validated' if result.cv else 'zero-shot'})")
+    for col in ("question", "n", "max", "human mean", "predicted mean", "pearson", "mae"):
+        q.add_column(col, justify="left" if col == "question" else "right")
+    for pq in result.per_question:
+        q.add_row(escape(pq.question_id), str(pq.n), f"{pq.max_score:g}", f"{pq.human_mean:.2f}",
+                  f"{pq.predicted_mean:.2f}", _fmt(pq.pearson), f"{pq.mae:.2f}")
+    con.print(q)
+    con.print(f"calibration: {escape(result.calibration)} · model {escape(result.model)} · {result.seconds:.1f} s")
+
+
+@app.command()
+def calibrate(
+    files: list[Path] = typer.Argument(..., metavar="FILE.jsonl...", help="Human-graded answers; several are pooled, each weighing the same."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibration JSON."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers of each file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+):
+    """Fit how the signals combine into a score on human grades; save it as JSON."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.calibration import save_calibration
+    from grader.embedding import make_embedder
+    from grader.evaluate import calibrate_files
+
+    if out.exists() and not force:
+        raise InputError(f"--out: {out} exists (use --force to overwrite)")
+    s = _settings()
+    embedder = make_embedder(s)
+    with _signal_progress("Embedding") as cb:
+        cal = calibrate_files(files, embedder, limit=limit, progress=cb)
+    save_calibration(cal, out)
+    con = _console()
+    for i, fit in enumerate(cal.fits):
+        t = Table(title=f"fit {i + 1}: intercept {fit.intercept:.3f}" + (" (used when peers are missing)" if i else ""))
+        t.add_column("signal")
+        t.add_column("coefficient (per std)", justify="right")
+        for name, c in zip(fit.features, fit.coef):
+            t.add_row(escape(name), f"{c:+.4f}")
+        con.print(t)
+    rows = sum(f.rows for f in cal.fitted_on)
+    con.print(f"Fitted on {rows} answers from {len(cal.fitted_on)} file(s); wrote {escape(str(out))}")
+
+
+@rubric_app.command("draft")
+def rubric_draft(
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="Draft from this bank question's model answer."),
+    reference: Optional[str] = typer.Option(None, "--reference", "-r", help="Draft from this model answer text."),
+    question_text: Optional[str] = typer.Option(None, "--question-text", help="With --reference: the question (its words are not concepts)."),
+    qid: str = typer.Option("drafted", "--id", help="With --reference: the rubric's question_id."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the TOML here instead of printing it."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+):
+    """Draft a rubric (TOML) from a model answer: key concepts with weights and synonyms."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from grader.drafting import draft_rubric, rubric_toml, slug
+    from grader.models import Rubric
+
+    if (question is None) == (reference is None):
+        raise InputError("rubric draft: give exactly one of --question ID or --reference TEXT")
+    if question is not None:
+        q = _bank(require_rubrics=False).get(question)
+        rid, ref, qtext = q.id, q.model_answer, q.question
+    else:
+        if not reference.strip():
+            raise InputError("--reference: the model answer is empty")
+        rid, ref, qtext = slug(qid), reference, question_text or ""
+    text = rubric_toml(draft_rubric(rid, ref, qtext), qtext)
+    try:
+        Rubric.model_validate(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:  # pragma: no cover - drafting bug
+        raise InputError(f"rubric draft: the drafted rubric does not validate ({exc})") from None
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.exists() and not force:
+        raise InputError(f"--out: {out} exists (use --force to overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    _console(stderr=True).print(f"Wrote {out}")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, never a traceback."""
+    try:
+        app()
+    except GraderError as exc:
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the promise is no traceback, whatever broke
+        if os.environ.get("GRADER_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        _console(stderr=True).print(
+            f"[red]error:[/] {type(exc).__name__}: {msg} (set GRADER_DEBUG=1 for details)",
+            soft_wrap=True, markup=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

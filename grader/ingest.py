@@ -1,0 +1,220 @@
+"""Reading candidates' answers from CSV, JSONL or JSON files, with problems by file:line:field."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from grader.errors import InputError
+
+REQUIRED = ("candidate", "question_id", "answer")
+OPTIONAL = ("submission_id", "question", "reference_answer", "topic")
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+# Any single field beyond this is refused rather than read into memory whole.
+MAX_FIELD = 10 * 1024 * 1024
+csv.field_size_limit(MAX_FIELD)
+
+
+class AnswerRow(BaseModel):
+    """One candidate's answer to one question, as read from the input."""
+
+    line: int
+    candidate: str
+    question_id: str
+    answer: str
+    submission_id: str | None = None
+    question: str | None = None
+    reference_answer: str | None = None
+    topic: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.candidate}\x1f{self.question_id}"
+
+
+class RowProblem(BaseModel):
+    file: str
+    line: int
+    field: str
+    message: str
+    fatal: bool = False  # the file as a whole cannot be read (encoding, header, not a list)
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+@dataclass
+class Source:
+    """An input file (standard input is spooled to a temporary file so it can be read twice)."""
+
+    path: Path
+    display: str
+    fmt: str
+    encoding: str
+    _tmp: Path | None = None
+
+    def close(self) -> None:
+        if self._tmp:
+            self._tmp.unlink(missing_ok=True)
+
+
+def _sniff_encoding(path: Path, display: str) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
+        return "utf-32"
+    return "utf-8-sig"
+
+
+def open_source(name: str, fmt: str | None = None) -> Source:
+    """Resolve an input path (or '-') and its format (by extension, or --input-format)."""
+    tmp = None
+    if name == "-":
+        fd, tmpname = tempfile.mkstemp(prefix="grader-stdin-")
+        with open(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        path, display, tmp = Path(tmpname), "<stdin>", Path(tmpname)
+        fmt = fmt or "jsonl"
+    else:
+        path, display = Path(name), name
+        if not path.exists():
+            raise InputError(f"{name}: file not found")
+        if path.is_dir():
+            raise InputError(f"{name}: is a folder, not a file")
+        if fmt is None:
+            fmt = FORMATS.get(path.suffix.lower())
+            if fmt is None:
+                raise InputError(f"{name}: unknown input format {path.suffix!r} (use .csv, .jsonl or .json)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{display}: empty file")
+    return Source(path, display, fmt, _sniff_encoding(path, display), tmp)
+
+
+def _text(value, line: int, field: str, src: Source) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise _Bad(RowProblem(file=src.display, line=line, field=field, message="must be text"))
+    if "\x00" in value:
+        raise _Bad(RowProblem(file=src.display, line=line, field=field, message="contains a NUL byte"))
+    return value
+
+
+class _Bad(Exception):
+    def __init__(self, problem: RowProblem):
+        self.problem = problem
+
+
+def _row(obj: dict, line: int, src: Source) -> AnswerRow:
+    vals = {}
+    for f in REQUIRED + OPTIONAL:
+        vals[f] = _text(obj.get(f), line, f, src)
+    for f in ("candidate", "question_id"):
+        if vals[f] is None:
+            raise _Bad(RowProblem(file=src.display, line=line, field=f, message="missing"))
+        vals[f] = " ".join(vals[f].split())
+        if not vals[f]:
+            raise _Bad(RowProblem(file=src.display, line=line, field=f, message="empty"))
+    if vals["answer"] is None:
+        raise _Bad(RowProblem(file=src.display, line=line, field="answer", message="missing"))
+    vals["submission_id"] = vals["submission_id"] or None
+    return AnswerRow(line=line, **vals)
+
+
+def _iter_csv(src: Source) -> Iterator[AnswerRow | RowProblem]:
+    with open(src.path, encoding=src.encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            yield RowProblem(file=src.display, line=1, field="", message="empty file", fatal=True)
+            return
+        header = [h.strip().lower() for h in header]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            yield RowProblem(file=src.display, line=1, field=missing[0],
+                             message=f"missing column (header has: {', '.join(header) or 'nothing'})", fatal=True)
+            return
+        start = reader.line_num + 1
+        for rec in reader:
+            line = start
+            start = reader.line_num + 1
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) != len(header):
+                yield RowProblem(file=src.display, line=line, field="",
+                                 message=f"{len(rec)} fields, header has {len(header)}")
+                continue
+            try:
+                yield _row(dict(zip(header, rec)), line, src)
+            except _Bad as bad:
+                yield bad.problem
+
+
+def _iter_jsonl(src: Source) -> Iterator[AnswerRow | RowProblem]:
+    with open(src.path, encoding=src.encoding, newline="") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield RowProblem(file=src.display, line=line_no, field="", message=f"invalid JSON ({exc.msg})")
+                continue
+            if not isinstance(obj, dict):
+                yield RowProblem(file=src.display, line=line_no, field="", message="expected a JSON object")
+                continue
+            try:
+                yield _row(obj, line_no, src)
+            except _Bad as bad:
+                yield bad.problem
+
+
+def _iter_json(src: Source) -> Iterator[AnswerRow | RowProblem]:
+    with open(src.path, encoding=src.encoding) as fh:
+        text = fh.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield RowProblem(file=src.display, line=exc.lineno, field="", message=f"invalid JSON ({exc.msg})", fatal=True)
+        return
+    if isinstance(data, dict) and isinstance(data.get("answers"), list):
+        data = data["answers"]
+    if not isinstance(data, list):
+        yield RowProblem(file=src.display, line=1, field="", message="expected a JSON list of answers", fatal=True)
+        return
+    # A JSON list has no line per row; the row's 1-based position stands in for it.
+    for i, obj in enumerate(data, 1):
+        if not isinstance(obj, dict):
+            yield RowProblem(file=src.display, line=i, field="", message="expected a JSON object (row number)")
+            continue
+        try:
+            yield _row(obj, i, src)
+        except _Bad as bad:
+            yield bad.problem
+
+
+def iter_rows(src: Source) -> Iterator[AnswerRow | RowProblem]:
+    """Rows of the source in order, each an AnswerRow or the problem that stopped it."""
+    reader = {"csv": _iter_csv, "jsonl": _iter_jsonl, "json": _iter_json}[src.fmt]
+    try:
+        yield from reader(src)
+    except UnicodeDecodeError as exc:
+        yield RowProblem(file=src.display, line=0, field="",
+                         message="not UTF-8 text (nor UTF-16 with a BOM); save it as UTF-8", fatal=True)
+    except csv.Error as exc:
+        yield RowProblem(file=src.display, line=0, field="", message=f"unreadable CSV ({exc})", fatal=True)
