@@ -41,17 +41,22 @@ def _typo_budget(word: str) -> int:
     return 1 if len(word) < 10 else 2
 
 
+@lru_cache(maxsize=500_000)
+def _fuzzy(tok_raw: str, tok_stem: str, raw: str, st: str) -> bool:
+    k = _typo_budget(raw)
+    # Typos rarely hit the first letter, and requiring it halves the false friends.
+    if k == 0 or len(tok_raw) < 6 or tok_raw[0] != raw[0]:
+        return False
+    if Levenshtein.distance(tok_raw, raw, score_cutoff=k) <= k:
+        return True
+    return len(st) >= 6 and Levenshtein.distance(tok_stem, st, score_cutoff=k) <= k
+
+
 def word_matches(tok: Token, raw: str, st: str) -> bool:
     """Whether an answer token shows a term word: same stem, or a small typo of it."""
     if tok.stem == st or tok.raw == raw:
         return True
-    k = _typo_budget(raw)
-    # Typos rarely hit the first letter, and requiring it halves the false friends.
-    if k == 0 or len(tok.raw) < 6 or tok.raw[0] != raw[0]:
-        return False
-    if Levenshtein.distance(tok.raw, raw, score_cutoff=k) <= k:
-        return True
-    return len(st) >= 6 and Levenshtein.distance(tok.stem, st, score_cutoff=k) <= k
+    return _fuzzy(tok.raw, tok.stem, raw, st)
 
 
 def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) -> Hit | None:
@@ -65,7 +70,9 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
         return None
     positions: list[list[int]] = []
     for raw, st in words:
-        found = [t.pos for t in sentence.content if word_matches(t, raw, st)]
+        found = sorted(set(sentence.by_form.get(st, [])) | set(sentence.by_form.get(raw, [])))
+        if not found and _typo_budget(raw):
+            found = [t.pos for t in sentence.by_initial.get(raw[0], ()) if _fuzzy(t.raw, t.stem, raw, st)]
         if not found:
             # A term made only of stopwords ("no") can still match the raw tokens.
             found = [i for i, t in enumerate(sentence.all_tokens) if t == raw]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
+import regex
 import snowballstemmer
 
 _STEMMER = snowballstemmer.stemmer("english")
@@ -51,11 +52,14 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=:)\s+(?=[-*•])|\s+[-*•]\s+")
 
 
+# Control, format, private-use and unassigned characters (newline and tab kept).
+_UNPRINTABLE = regex.compile(r"[\p{C}--[\n\t]]", regex.V1)
+
+
 def normalise(text: str) -> str:
     """NFKC, no zero-width or control characters, lowercase, contractions opened."""
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
-    text = text.lower()
+    text = _UNPRINTABLE.sub(" ", text).lower()
     text = text.replace("can't", "can not").replace("won't", "will not")
     text = text.replace("can’t", "can not").replace("won’t", "will not")
     return _NT.sub(r"\1 not", text)
@@ -64,8 +68,7 @@ def normalise(text: str) -> str:
 def clean(text: str) -> str:
     """The text as shown in evidence: NFKC, printable, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())
+    return " ".join(_UNPRINTABLE.sub(" ", text).split())
 
 
 def split_sentences(text: str) -> list[str]:
@@ -105,6 +108,9 @@ class Sentence:
     text: str
     all_tokens: tuple[str, ...]
     content: tuple[Token, ...]  # stopwords removed, positions kept
+    # Lookup tables so a term word costs a dict lookup, not a scan of the sentence.
+    by_form: dict[str, list[int]] = field(default_factory=dict, compare=False)
+    by_initial: dict[str, list[Token]] = field(default_factory=dict, compare=False)
 
 
 def analyse(text: str) -> list[Sentence]:
@@ -115,7 +121,14 @@ def analyse(text: str) -> list[Sentence]:
         content = tuple(
             Token(t, stem(t), i) for i, t in enumerate(toks) if t not in STOPWORDS
         )
-        result.append(Sentence(s, tuple(toks), content))
+        by_form: dict[str, list[int]] = {}
+        by_initial: dict[str, list[Token]] = {}
+        for tok in content:
+            by_form.setdefault(tok.stem, []).append(tok.pos)
+            if tok.raw != tok.stem:
+                by_form.setdefault(tok.raw, []).append(tok.pos)
+            by_initial.setdefault(tok.raw[0], []).append(tok)
+        result.append(Sentence(s, tuple(toks), content, by_form, by_initial))
     return result
 
 
