@@ -343,7 +343,8 @@ def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark
     records = lambda: ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank,  # noqa: E731
                                       custom, grader.embedder.name)
     report = lambda: build_report(records(), source=src.display, pass_mark=pass_mark, pairs=pairs,  # noqa: E731
-                                  n_rows_hint=len(plan.candidates) * len(plan.question_ids), model=grader.embedder.name)
+                                  pairs_total=detector.total, model=grader.embedder.name,
+                                  n_rows_hint=len(plan.candidates) * len(plan.question_ids))
     rep = report()
     write_outputs(out, records, lambda: rep, by=by)
     con = _console()
@@ -360,7 +361,7 @@ def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark
         if len(rep.candidates) > 50:
             con.print(f"… and {len(rep.candidates) - 50} more in the reports")
         if pairs:
-            con.print(f"[yellow]{len(pairs)} pair(s) of near-identical answers[/] (listed in the reports)")
+            con.print(f"[yellow]{detector.total} pair(s) of near-identical answers[/] (listed in the reports)")
         con.print(f"Graded {summary.graded_now} now, {summary.already_done} from before; results in {summary.results_path}")
         for p in out:
             con.print(f"Wrote {p}")

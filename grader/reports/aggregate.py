@@ -63,6 +63,7 @@ class BatchReport(BaseModel):
     questions: list[QuestionStat]
     topics: list[str]
     pairs: list[CopyPair]
+    pairs_total: int = Field(default=0, description="Pairs found; `pairs` lists the closest of them.")
     flagged: list[tuple[str, str, list[str]]]
     details: dict[str, list[BatchRecord]] | None
     answer_scores: list[float] = Field(description="Every answer's percent, for the distribution chart.")
@@ -96,7 +97,8 @@ def ordered_records(results_path: Path, candidates: list[str], question_ids: lis
 
 
 def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
-                 n_rows_hint: int, model: str, title: str = "Candidate screening report") -> BatchReport:
+                 n_rows_hint: int, model: str, pairs_total: int | None = None,
+                 title: str = "Candidate screening report") -> BatchReport:
     """Aggregate records (one pass) into the report's tables."""
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     maxes: dict[str, float] = {}
@@ -164,6 +166,6 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
     return BatchReport(
         title=title, source=source, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         model=model, pass_mark=pass_mark, n_answers=n, candidates=rows, questions=stats, topics=topics,
-        pairs=pairs, flagged=flagged, details=dict(details) if details is not None else None,
+        pairs=pairs, pairs_total=len(pairs) if pairs_total is None else pairs_total, flagged=flagged, details=dict(details) if details is not None else None,
         answer_scores=percents,
     )

@@ -153,6 +153,8 @@ def batch_markdown(report: "BatchReport") -> str:
                      f"({q.mean_percent:g}%) | {q.stdev:g} | {q.min:g}–{q.max:g} | {missed} |")
     lines += ["", "## Near-identical answers", ""]
     if report.pairs:
+        if report.pairs_total > len(report.pairs):
+            lines += [f"{report.pairs_total} pairs found; the {len(report.pairs)} closest are listed.", ""]
         lines += ["| Question | Candidate | Candidate | Similarity | Exact copy |", "|---|---|---|---:|---|"]
         for p in report.pairs:
             lines.append(f"| {e(p.question_id)} | {e(p.candidate_a)} | {e(p.candidate_b)} | {p.similarity:.3f} | "
