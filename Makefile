@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	# compat mode: a plain path entry, no import hook to slow down every start.
-	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/pip install -q -e '.[dev,ray]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 run: setup

@@ -257,6 +257,11 @@ def ask(
 # ----------------------------------------------------------------------------- batch
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class ByFormat(str, Enum):
     answer = "answer"
     candidate = "candidate"
@@ -275,6 +280,9 @@ def batch(
     fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0, max=100, help="Exit 3 when the overall percent is below this."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="csv, jsonl or json (default: by extension)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+    chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, help="Rows graded and saved together."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install 'grader[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', 'ray://host:10001'); default: start a local Ray."),
 ):
     """Grade a file of many candidates' answers; ranked reports out."""
     from grader.batch import plan_batch, run_batch
@@ -287,6 +295,10 @@ def batch(
         output_format(o)
     if input_format and input_format not in ("csv", "jsonl", "json"):
         raise InputError(f"--input-format: {input_format!r} is not csv, jsonl or json")
+    if engine == Engine.ray:
+        from grader.distributed import _import_ray
+
+        _import_ray()  # says how to install it, before any work
     bank = _bank()
     src = open_source(input, input_format)
     try:
@@ -305,9 +317,17 @@ def batch(
         detector = CopyDetector()
         on_vectors = lambda rows, vecs: [detector.add(r.question_id, r.candidate, r.answer, v)  # noqa: E731
                                          for r, v in zip(rows, vecs)]
-        summary = _run_with_progress(lambda cb: run_batch(
-            src, bank, grader, plan, results_path, resume=resume, on_progress=cb, on_vectors=on_vectors,
-        ), plan.valid, err, show)
+        if engine == Engine.ray:
+            from grader.distributed import run_batch_ray
+
+            job = lambda cb: run_batch_ray(  # noqa: E731
+                src, bank, plan, results_path, resume=resume, address=ray_address, on_progress=cb,
+                on_vectors=on_vectors, chunk_rows=chunk_size)
+        else:
+            job = lambda cb: run_batch(  # noqa: E731
+                src, bank, grader, plan, results_path, resume=resume, on_progress=cb, on_vectors=on_vectors,
+                chunk_rows=chunk_size)
+        summary = _run_with_progress(job, plan.valid, err, show)
         _finish_batch(summary, plan, src, bank, grader, detector, out, by.value, pass_mark, fail_under, quiet)
     finally:
         src.close()
