@@ -280,6 +280,11 @@ def batch(
     fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0, max=100, help="Exit 3 when the overall percent is below this."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="csv, jsonl or json (default: by extension)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or summary."),
+    llm: bool = typer.Option(False, "--llm", help="Also get feedback from the configured LLM (see README)."),
+    llm_weight: Optional[float] = typer.Option(None, "--llm-weight", min=0.0, max=1.0,
+                                               help="How far the LLM's verdict moves scores (0: feedback only)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --llm: say how many LLM requests would be made, grade nothing."),
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, help="Rows graded and saved together."),
     engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install 'grader[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', 'ray://host:10001'); default: start a local Ray."),
@@ -299,6 +304,11 @@ def batch(
         from grader.distributed import _import_ray
 
         _import_ray()  # says how to install it, before any work
+        if llm:
+            raise InputError("--llm: not available with --engine ray yet; point the LLM at a server and use the local engine")
+    if dry_run and not llm:
+        raise InputError("--dry-run: only means something with --llm")
+    provider = _llm_provider(s, no_cache) if llm else None
     bank = _bank()
     src = open_source(input, input_format)
     try:
@@ -309,6 +319,9 @@ def batch(
                 if p.exists():
                     raise InputError(f"{p}: already exists (use --resume to continue that run, or --force to overwrite)")
         plan = plan_batch(src, bank, skip_invalid=skip_invalid)
+        if dry_run:
+            _llm_dry_run(src, bank, plan, provider)
+            return
         err = _console(stderr=True)
         show = not quiet and err.is_terminal
         from grader.scoring import grader_from_settings
@@ -324,13 +337,58 @@ def batch(
                 src, bank, plan, results_path, resume=resume, address=ray_address, on_progress=cb,
                 on_vectors=on_vectors, chunk_rows=chunk_size)
         else:
+            reviewer = _batch_reviewer(s, provider, llm_weight) if provider else None
             job = lambda cb: run_batch(  # noqa: E731
                 src, bank, grader, plan, results_path, resume=resume, on_progress=cb, on_vectors=on_vectors,
-                chunk_rows=chunk_size)
+                chunk_rows=chunk_size, reviewer=reviewer)
         summary = _run_with_progress(job, plan.valid, err, show)
+        if provider is not None and not quiet:
+            _console().print(reviewer.usage.summary())
         _finish_batch(summary, plan, src, bank, grader, detector, out, by.value, pass_mark, fail_under, quiet)
     finally:
         src.close()
+
+
+def _llm_provider(settings, no_cache: bool):
+    from grader.llm import OpenAIFeedback
+
+    return OpenAIFeedback.from_settings(settings, use_cache=not no_cache)
+
+
+def _batch_reviewer(settings, provider, weight):
+    """Reviews each graded chunk with the LLM, concurrently; sums the token usage."""
+    from grader.llm import BlendParams, LLMUsage, review_many
+
+    params = BlendParams.from_settings(settings, weight)
+    total = LLMUsage()
+
+    def reviewer(items, results):
+        out, usage = review_many([(it.question, it.rubric, it.answer, r) for it, r in zip(items, results)],
+                                 provider, settings.llm_concurrency, params=params)
+        for f in LLMUsage.model_fields:
+            setattr(total, f, getattr(total, f) + getattr(usage, f))
+        return out
+
+    reviewer.usage = total  # type: ignore[attr-defined]
+    return reviewer
+
+
+def _llm_dry_run(src, bank, plan, provider) -> None:
+    from grader.batch import question_for_row
+    from grader.ingest import RowProblem, iter_rows
+
+    n = cached = empty = 0
+    for r in iter_rows(src):
+        if isinstance(r, RowProblem) or r.line in plan.skipped_lines:
+            continue
+        if not r.answer.strip():
+            empty += 1
+        elif provider.is_cached(question_for_row(r, bank), bank.rubrics.get(r.question_id), r.answer):
+            cached += 1
+        else:
+            n += 1
+    typer.echo(f"--dry-run: {n} LLM request(s) would be made ({cached} answer(s) cached, {empty} empty); "
+               f"model {provider.model}")
 
 
 def _run_with_progress(job, total: int, console, show: bool):

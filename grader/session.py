@@ -85,8 +85,12 @@ def summary_table(session: Session) -> Table:
     return t
 
 
-def run_session(bank: Bank, questions: list[Question], settings, reports_dir: Path, console: Console) -> int:
-    """Ask each question in turn, grade, show, save; returns the exit status."""
+def run_session(bank: Bank, questions: list[Question], settings, reports_dir: Path, console: Console,
+                review=None) -> int:
+    """Ask each question in turn, grade, show, save; returns the exit status.
+
+    `review(question, rubric, answer, result) -> result` adds LLM feedback (`ask --llm`).
+    """
     from grader.render import question_panel, result_renderable
 
     loader = _Loader(settings)
@@ -102,6 +106,8 @@ def run_session(bank: Bank, questions: list[Question], settings, reports_dir: Pa
                 break
             with console.status("Grading…"):
                 result = loader.get().grade(q, bank.rubrics[q.id], answer)
+                if review is not None:
+                    result = review(q, bank.rubrics[q.id], answer, result)
             console.print(result_renderable(result, q.model_answer))
             session.answers.append(Answered(answer=answer, result=result))
             # Saved after every answer, so neither Ctrl-C nor a crash loses graded work.

@@ -8,6 +8,7 @@ import pexpect
 import pytest
 
 from conftest import ROOT, grader_cmd
+from llm_server import _fake_llm_server, fake_llm  # noqa: F401
 
 ANSWER = [
     "PUT replaces the whole resource with the full representation you send,",
@@ -17,8 +18,12 @@ ANSWER = [
 
 
 def spawn(tmp_path, *args):
+    return spawn_env(tmp_path, {}, *args)
+
+
+def spawn_env(tmp_path, extra, *args):
     cmd = grader_cmd()
-    env = dict(os.environ, GRADER_REPORTS_DIR=str(tmp_path / "reports"), COLUMNS="100", TERM="xterm")
+    env = dict(os.environ, GRADER_REPORTS_DIR=str(tmp_path / "reports"), COLUMNS="100", TERM="xterm", **extra)
     return pexpect.spawn(cmd[0], cmd[1:] + list(args), cwd=str(ROOT), env=env,
                          encoding="utf-8", timeout=180, dimensions=(40, 100))
 
@@ -84,3 +89,16 @@ def test_ask_ctrl_c_keeps_graded_answers(tmp_path):
     sessions = sorted((tmp_path / "reports").glob("session-*.json"))
     assert len(sessions) == 2
     assert len(json.loads(sessions[-1].read_text())["answers"]) == 1
+
+
+def test_ask_with_llm_feedback(tmp_path, fake_llm):
+    child = spawn_env(tmp_path, {"OPENAI_BASE_URL": fake_llm.url, "OPENAI_API_KEY": "sk-test-ASK-1",
+                                 "GRADER_LLM_MODEL": "test-model"}, "ask", "--question", "docker", "--llm")
+    child.expect("empty line to finish")
+    type_answer(child, ["Docker packages an app and its dependencies into an image that runs as a container."])
+    child.expect(r"/ 10")
+    child.expect("Feedback")
+    child.expect("Session summary")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and len(fake_llm.requests) == 1

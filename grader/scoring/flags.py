@@ -31,7 +31,6 @@ _INJECTION_PATTERNS = [
     # Encoded payloads: asking to decode something, or a long unbroken base64-like blob
     # (plain mentions of base64, as in JWT answers, are not flagged).
     r"\b(decode|decrypt|deobfuscate)\b.{0,40}\b(base64|rot13|rot 13|hex|this|following)\b",
-    r"(?=[a-z0-9+/]{40,})(?![0-9a-f]{40,})[a-z0-9+/]{40,}={0,2}",  # not a hex digest
     # Added with the LLM reviewer (grader/llm): other languages, fake end-of-answer tags,
     # and verdicts addressed to the grader.
     r"\bignor(e[rz]?|a\w*|ier\w*)\b.{0,40}\b(instruc\w*|istruzion\w*|anweisung\w*|consigne\w*|regla\w*|regole|regras|règle\w*|regeln)",
@@ -44,11 +43,18 @@ _INJECTION_PATTERNS = [
     r"</\s*(answer|candidate[_ ]?answer|data|response)\s*>",
 ]
 _INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.S)
+# A long unbroken base64-like blob that is not a hex digest.  Checked run by run rather than
+# with a lookahead at every position, which took seconds on 20,000 letters in a row.
+_BLOB = re.compile(r"[a-z0-9+/]{40,}")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def looks_injected(answer: str) -> bool:
     """Whether the answer seems to talk to the grader instead of answering."""
-    return bool(_INJECTION_RE.search(normalise(answer)))
+    text = normalise(answer)
+    if _INJECTION_RE.search(text):
+        return True
+    return any(not _HEX.fullmatch(m.group()) for m in _BLOB.finditer(text))
 
 
 def looks_like_keyword_list(answer: str) -> bool:

@@ -1,0 +1,22 @@
+"""LLM feedback through any OpenAI-compatible server: structured, retried, cached, grounded.
+
+    provider = OpenAIFeedback.from_settings(settings)          # ConfigError if not set up
+    review = provider.review(question, rubric, answer, result) # never raises for faults
+    result = apply_review(result, review, rubric, settings)    # bounded, grounded blend
+
+Modules: schema (reply model), prompt (delimited prompt), client (requests, retries,
+repair, cache), grounding (quotes must be in the answer), guard (decoded injections),
+blend (score rules), batch (concurrency, usage, dry run), cache, scrub, options, local
+(the offline llama.cpp server).
+"""
+
+from grader.llm.base import FeedbackProvider, LLMReview, LLMUsage
+from grader.llm.batch import dry_run_count, make_reviewer, review_many
+from grader.llm.blend import BlendParams, apply_review
+from grader.llm.client import OpenAIFeedback
+from grader.llm.schema import ReviewReply
+
+__all__ = [
+    "BlendParams", "FeedbackProvider", "LLMReview", "LLMUsage", "OpenAIFeedback",
+    "ReviewReply", "apply_review", "dry_run_count", "make_reviewer", "review_many",
+]

@@ -1,0 +1,82 @@
+"""Reviewing many answers concurrently (the openai sync client is thread-safe)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from grader.llm.base import FeedbackProvider, LLMReview, LLMUsage
+from grader.llm.blend import apply_review
+from grader.llm.prompt import answer_text
+from grader.models import GradeResult, Question, Rubric
+
+ReviewItem = tuple[Question, Rubric | None, str, GradeResult]
+
+
+def _needs_request(item: ReviewItem) -> bool:
+    _, _, answer, result = item
+    return result.band != "no answer" and bool(answer_text(answer).strip())
+
+
+def dry_run_count(items: Sequence[ReviewItem], provider) -> int:
+    """How many reviews would need a request (answers not empty and not in the cache)."""
+    is_cached = getattr(provider, "is_cached", None)
+    n = 0
+    for q, r, a, res in items:
+        if _needs_request((q, r, a, res)) and not (is_cached and is_cached(q, r, a)):
+            n += 1
+    return n
+
+
+def review_many(
+    items: Sequence[ReviewItem],
+    provider: FeedbackProvider,
+    concurrency: int = 4,
+    progress_callback: Callable[[int, int], None] | None = None,
+    params=None,
+) -> tuple[list[GradeResult], LLMUsage]:
+    """Review and blend every item, up to `concurrency` requests at a time, in input order.
+
+    Never raises for LLM faults: a failed review leaves that answer's deterministic score
+    with an "llm error" flag.  `params` as in `apply_review` (None: the process settings).
+    `progress_callback(done, total)` is called after each item, from the calling thread.
+    """
+    items = list(items)
+    reviews: list[LLMReview | None] = [None] * len(items)
+    usage = LLMUsage()
+    total = len(items)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="llm") as pool:
+        futures = {pool.submit(provider.review, q, r, a, res): i for i, (q, r, a, res) in enumerate(items)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            i = futures[fut]
+            try:
+                reviews[i] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a provider that broke its promise
+                reviews[i] = LLMReview(model=getattr(provider, "model", "?"),
+                                       error=f"{type(exc).__name__}")
+            if progress_callback:
+                progress_callback(done, total)
+    out = []
+    for (q, r, a, res), rev in zip(items, reviews):
+        usage.add(rev)
+        out.append(apply_review(res, rev, r, params))
+    return out, usage
+
+
+def make_reviewer(settings, *, weight: float | None = None, use_cache: bool = True):
+    """A function (question, rubric, answer, result) -> result with the LLM review applied.
+
+    Raises ConfigError at once when the LLM is not configured, before anything is graded.
+    Used by `grade --llm` and `ask --llm`.
+    """
+    from grader.llm.blend import BlendParams
+    from grader.llm.client import OpenAIFeedback
+
+    provider = OpenAIFeedback.from_settings(settings, use_cache=use_cache)
+    params = BlendParams.from_settings(settings, weight)
+
+    def review(question: Question, rubric: Rubric | None, answer: str, result: GradeResult) -> GradeResult:
+        return apply_review(result, provider.review(question, rubric, answer, result), rubric, params)
+
+    review.provider = provider  # type: ignore[attr-defined]
+    return review

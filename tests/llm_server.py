@@ -1,0 +1,248 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted behaviours, for tests.
+
+The real `openai` client talks to it over real HTTP (POST /v1/chat/completions).  Each
+test picks a behaviour; every request is recorded (body and headers) so tests can count
+tries and read what was sent.  No network is needed.
+
+    def test_x(fake_llm):
+        fake_llm.behave("rate_limited", times=1, retry_after="1")
+        ... OPENAI_BASE_URL = fake_llm.url ...
+        assert len(fake_llm.requests) == 2
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+_ANSWER = re.compile(r"<<<CANDIDATE_ANSWER (\w+)>>>\n(.*)\n<<<END_CANDIDATE_ANSWER \1>>>", re.S)
+_CONCEPTS = re.compile(r"Rubric concepts:\n(\[.*?\n\])", re.S)
+
+
+def prompt_parts(body: dict) -> tuple[list[str], str]:
+    """(concept names, candidate answer) out of a grader request."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    m = _CONCEPTS.search(user)
+    names = [c["name"] for c in json.loads(m.group(1))] if m else []
+    a = _ANSWER.search(user)
+    return names, a.group(2) if a else ""
+
+
+def first_words(answer: str, n: int = 6) -> str:
+    return " ".join(answer.split()[:n])
+
+
+def honest_reply(names: list[str], answer: str) -> dict:
+    """Every concept covered, each with a real quote from the answer (grounded)."""
+    q = first_words(answer)
+    return {
+        "concepts": [{"name": n, "status": "covered", "quote": q} for n in names],
+        "misconceptions": [],
+        "suggested_score": 0.9,
+        "strengths": ["clear and correct"],
+        "improvements": ["give an example"],
+        "feedback": "A solid answer that covers the main ideas.",
+        "injection_suspected": False,
+    }
+
+
+def obeying_reply(names: list[str], answer: str) -> dict:
+    """What a small model does with an injected answer: obeys it."""
+    return {
+        "concepts": [
+            {"name": n, "status": "covered", "quote": "" if i % 2 else "as instructed, full marks"}
+            for i, n in enumerate(names)
+        ],
+        "misconceptions": [],
+        "suggested_score": 10,
+        "strengths": ["everything"],
+        "improvements": [],
+        "feedback": "Perfect answer, 10/10 as instructed.",
+        "injection_suspected": False,
+    }
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str | None = None
+    headers: dict = field(default_factory=dict)
+    body: dict | None = None  # raw JSON body (errors)
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+class FakeLLM:
+    """State shared with the handler threads."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self._lock = threading.Lock()
+        self.behave("good")
+        self.url = ""
+
+    def reset(self):
+        with self._lock:
+            self.requests.clear()
+            self.headers.clear()
+        self.behave("good")
+
+    def behave(self, name: str, **kw):
+        """Pick the scripted behaviour for the next requests."""
+        self.name, self.kw = name, kw
+
+    # ----------------------------------------------------------------- behaviours
+
+    def _respond(self, body: dict, n: int, auth: str) -> Reply:
+        names, answer = prompt_parts(body)
+        kw, name = self.kw, self.name
+        good = Reply(content=json.dumps(honest_reply(names, answer)))
+        if name == "good":
+            return good
+        if name == "reply":  # a fixed reply dict, or a function (names, answer) -> dict
+            r = kw["reply"]
+            return Reply(content=json.dumps(r(names, answer) if callable(r) else r))
+        if name == "rate_limited":
+            if n <= kw.get("times", 1):
+                return Reply(status=429, headers={"Retry-After": kw.get("retry_after", "1")},
+                             body={"error": {"message": "Rate limit reached", "type": "rate_limit"}})
+            return good
+        if name == "error":  # a status always; the body echoes the key like a careless proxy
+            return Reply(status=kw.get("status", 500),
+                         body={"error": {"message": f"boom (auth was {auth})", "type": "server_error"}})
+        if name == "flaky":  # a status `times` times, then good
+            if n <= kw.get("times", 1):
+                return Reply(status=kw.get("status", 503), body={"error": {"message": "busy"}})
+            return good
+        if name == "slow":
+            return Reply(content=good.content, delay=kw.get("delay", 2.0))
+        if name == "drop":
+            if n <= kw.get("times", 1):
+                return Reply(drop=True)
+            return good
+        if name == "invalid_then_valid":
+            if n <= kw.get("times", 1):
+                return Reply(content=kw.get("bad", "Sure! Here is my verdict: covered, 9/10"))
+            return good
+        if name == "no_json_schema":  # an older server: 400 on json_schema, JSON in prose
+            rf = (body.get("response_format") or {}).get("type")
+            if rf == "json_schema":
+                return Reply(status=400, body={"error": {"message": "response_format json_schema not supported"}})
+            return Reply(content="Here you go:\n```json\n" + good.content + "\n```")
+        if name == "obeying":
+            triggers = kw.get("triggers")
+            injected = any(t in answer for t in triggers) if triggers else True
+            reply = obeying_reply(names, answer) if injected else honest_reply(names, answer)
+            return Reply(content=json.dumps(reply))
+        raise AssertionError(f"unknown behaviour {name}")
+
+    def handle(self, body: dict, headers: dict) -> Reply:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            n = len(self.requests)
+        return self._respond(body, n, headers.get("authorization", ""))
+
+
+def _completion(body: dict, content: str) -> dict:
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model", "test-model"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+    }
+
+
+def _handler(state: FakeLLM):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):  # quiet
+            pass
+
+        def _send(self, status: int, payload: dict, headers: dict | None = None):
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def do_GET(self):
+            if self.path.rstrip("/").endswith("/models"):
+                self._send(200, {"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n)
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send(404, {"error": {"message": "not found"}})
+                return
+            body = json.loads(raw)
+            r = state.handle(body, {k.lower(): v for k, v in self.headers.items()})
+            if r.delay:
+                time.sleep(r.delay)
+            if r.drop:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(2)
+                except OSError:
+                    pass
+                return
+            if r.status != 200:
+                self._send(r.status, r.body or {"error": {"message": "error"}}, r.headers)
+            else:
+                self._send(200, _completion(body, r.content), r.headers)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def get_request(self):
+        # Replies go out at once: no Nagle / delayed-ACK stall (~40 ms a request on loopback).
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+
+def start_server() -> tuple[FakeLLM, _Server]:
+    state = FakeLLM()
+    srv = _Server(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    threading.Thread(target=srv.serve_forever, daemon=True, name="fake-llm").start()
+    return state, srv
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    state, srv = start_server()
+    yield state
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server):
+    """The scripted server, reset to the 'good' behaviour with no recorded requests."""
+    _fake_llm_server.reset()
+    yield _fake_llm_server
+    _fake_llm_server.reset()
