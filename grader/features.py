@@ -1,0 +1,283 @@
+"""Signals for grading an answer against a reference answer alone (no hand-written rubric).
+
+Every signal is a number per answer, computed from the answer, its question's reference
+answer and the question text.  Words of the question never count as evidence: an answer
+that restates the question has shown nothing.  The signals (SIGNALS, in this order):
+
+- cos: whole-answer cosine against the reference.
+- align: each reference sentence against its best answer sentence, averaged (recall).
+- align_p: each answer sentence against its best reference sentence, averaged (precision).
+- cos_noq: cosine after removing the question's words from both texts.
+- overlap: share of the reference's content words (stems, small typos allowed, question
+  words removed) the answer uses.
+- overlap_p: share of the answer's content words (question words removed) found in the
+  reference.
+- concepts: weighted recall of a rubric drafted from the reference (grader.drafting): a
+  concept's terms in the answer earn it fully, a close sentence partially.
+- cos_q: cosine of the answer against the question (restating scores high here).
+- q_share: share of the answer's content words that are the question's.
+- len_ratio: log of answer length over reference length (content words), clipped.
+- peer: cosine of the answer against the mean of the other answers to the same question
+  (what most candidates said); only where the caller says which answers share a question
+  and more than MIN_PEERS answer it, else NaN (a single answer has no peers).
+- peer_words: lexical counterpart of peer: share of the words most other answers use
+  (content words, question words removed, used by at least PEER_WORD_SHARE of the other
+  answers to the question) that this answer uses; NaN like peer.
+- overlap_z, align_z, cos_noq_z, concepts_z, len_ratio_z, peer_z, peer_words_z: per-question
+  normalisation, the signal as a z-score among the answers to the same question (how this
+  answer compares with the others, whatever the reference's length or wording); like
+  peer, only with enough answers per question, else NaN.
+
+Texts go through the Embedder in chunks of distinct texts, one `embed` call per chunk
+(a CachedEmbedder makes re-runs fast).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from grader.drafting import draft_concepts, question_stems
+from grader.embedding import Embedder
+from grader.models import Rubric
+from grader.scoring import semantic as S
+from grader.scoring.keywords import find_terms, word_matches
+from grader.scoring.text import STOPWORDS, Sentence, Token, analyse, clean, stem, tokens
+
+SIGNALS: tuple[str, ...] = (
+    "cos", "align", "align_p", "cos_noq", "overlap", "overlap_p", "concepts",
+    "cos_q", "q_share", "len_ratio", "peer", "peer_words",
+    "overlap_z", "align_z", "cos_noq_z", "concepts_z", "len_ratio_z", "peer_z", "peer_words_z",
+)
+BASE = SIGNALS[: SIGNALS.index("peer")]
+NORMALISED = ("overlap", "align", "cos_noq", "concepts", "len_ratio", "peer", "peer_words")
+MIN_PEERS = 4
+PEER_WORD_SHARE = 0.25
+# Which way each signal can move a score: +1 more is better, -1 more is worse (restating the
+# question), 0 either.  Calibrations hold their coefficients to these signs.
+DIRECTION: dict[str, int] = {name: 1 for name in SIGNALS} | {
+    "cos_q": -1, "q_share": -1, "len_ratio": 1, "len_ratio_z": 1,
+}
+MAX_SENTENCES = 64
+MAX_ANSWER_CHARS = 20_000
+EMBED_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One answer to grade against a reference answer."""
+
+    question: str
+    reference: str
+    answer: str
+    rubric: Rubric | None = None  # None: drafted from the reference
+
+
+@dataclass
+class _Ref:
+    question: str
+    reference: str
+    text: str
+    sentences: list[str]
+    noq: str
+    qstems: frozenset[str]
+    words: tuple[tuple[str, str], ...]  # (raw, stem) content words, question words removed
+    stems: frozenset[str]
+    tokens: tuple[Token, ...]
+    n_content: int
+    concepts: list[tuple[str, tuple[str, ...], float]]  # (embedded text, terms, weight)
+
+
+@dataclass
+class _Ans:
+    text: str
+    analysed: list[Sentence]
+    sentences: list[str]
+    noq: str
+
+
+def _content(text: str) -> list[str]:
+    return [t for t in tokens(text) if t not in STOPWORDS]
+
+
+def without_question_words(text: str, qstems: frozenset[str]) -> str:
+    """The text's tokens with the question's content words taken out."""
+    return " ".join(t for t in tokens(text) if t in STOPWORDS or stem(t) not in qstems)
+
+
+def _ref(question: str, reference: str, rubric: Rubric | None = None) -> _Ref:
+    return _ref_cached(question, reference) if rubric is None else _make_ref(question, reference, rubric)
+
+
+@lru_cache(maxsize=4096)
+def _ref_cached(question: str, reference: str) -> _Ref:
+    return _make_ref(question, reference, None)
+
+
+def _make_ref(question: str, reference: str, rubric_key: Rubric | None) -> _Ref:
+    qstems = question_stems(question)
+    words = tuple(dict.fromkeys((t, stem(t)) for t in _content(reference) if stem(t) not in qstems))
+    sentences = [s.text for s in analyse(reference)][:MAX_SENTENCES] or [clean(reference)]
+    if rubric_key is not None:
+        concepts = [(c.description, tuple(c.terms), c.weight) for c in rubric_key.concepts]
+    else:
+        concepts = [(c.name, c.terms, c.weight) for c in draft_concepts(reference, question)]
+    toks = tuple(Token(r, s, i) for i, (r, s) in enumerate(words))
+    return _Ref(
+        question, reference, clean(reference), sentences,
+        without_question_words(reference, qstems) or clean(reference), qstems, words,
+        frozenset(s for _, s in words), toks, len(_content(reference)), concepts,
+    )
+
+
+def _ans(answer: str) -> _Ans:
+    text = (answer or "")[:MAX_ANSWER_CHARS]
+    analysed = analyse(text) if clean(text) else []
+    return _Ans(clean(text), analysed, [s.text for s in analysed[:MAX_SENTENCES]], "")
+
+
+def _found(raw: str, st: str, stems: frozenset[str], toks: Sequence[Token]) -> bool:
+    if st in stems:
+        return True
+    return any(word_matches(t, raw, st) for t in toks)
+
+
+def compute_signals(
+    pairs: Sequence[Pair],
+    embedder: Embedder,
+    progress: Callable[[int, int], None] | None = None,
+    groups: Sequence[str] | None = None,
+) -> np.ndarray:
+    """An (n, len(SIGNALS)) float64 matrix; an empty answer's base signals are zeros.
+
+    `groups` (a question key per pair) enables `peer` and the per-question z-scores;
+    without it, or for a question with too few answers, those columns are NaN.
+    """
+    refs = [_ref(p.question, p.reference, p.rubric) for p in pairs]
+    answers = [_ans(p.answer) for p in pairs]
+    for a, r in zip(answers, refs):
+        if a.analysed:
+            a.noq = without_question_words(a.text, r.qstems)
+    texts: dict[str, None] = {}
+    for a, r in zip(answers, refs):
+        if not a.analysed:
+            continue
+        for t in (a.text, *a.sentences, a.noq, r.text, *r.sentences, r.noq, r.question):
+            if t:
+                texts[t] = None
+        for c in r.concepts:
+            texts[c[0]] = None
+    vec = _embed_all(list(texts), embedder, progress)
+    out = np.full((len(pairs), len(SIGNALS)), np.nan, dtype=np.float64)
+    out[:, : len(BASE)] = 0.0
+    for i, (a, r) in enumerate(zip(answers, refs)):
+        if a.analysed:
+            out[i, : len(BASE)] = _row(a, r, vec)
+    if groups is not None:
+        members = _members(answers, groups)
+        out[:, SIGNALS.index("peer")] = _peer(answers, vec, members)
+        out[:, SIGNALS.index("peer_words")] = _peer_words(answers, refs, members)
+        for name in NORMALISED:
+            src, dst = SIGNALS.index(name), SIGNALS.index(f"{name}_z")
+            for idx in members.values():
+                col = out[idx, src]
+                sd = col.std()
+                out[idx, dst] = (col - col.mean()) / sd if sd > 1e-9 else 0.0
+    return out
+
+
+def _members(answers: list[_Ans], groups: Sequence[str]) -> dict[str, list[int]]:
+    """Non-empty answers by question, for questions with more than MIN_PEERS of them."""
+    members: dict[str, list[int]] = {}
+    for i, (a, g) in enumerate(zip(answers, groups)):
+        if a.analysed:
+            members.setdefault(g, []).append(i)
+    return {g: idx for g, idx in members.items() if len(idx) > MIN_PEERS}
+
+
+def _peer_words(answers: list[_Ans], refs: list[_Ref], members: dict[str, list[int]]) -> np.ndarray:
+    share = np.full(len(answers), np.nan)
+    for idx in members.values():
+        words = [
+            {t.stem for s in answers[i].analysed for t in s.content} - refs[i].qstems for i in idx
+        ]
+        counts: dict[str, int] = {}
+        for ws in words:
+            for w in ws:
+                counts[w] = counts.get(w, 0) + 1
+        others = len(idx) - 1
+        for i, ws in zip(idx, words):
+            common = {w for w, c in counts.items() if c - (w in ws) >= PEER_WORD_SHARE * others}
+            share[i] = len(ws & common) / len(common) if common else 0.0
+    return share
+
+
+def _peer(answers: list[_Ans], vec: dict[str, np.ndarray], members: dict[str, list[int]]) -> np.ndarray:
+    peer = np.full(len(answers), np.nan)
+    for idx in members.values():
+        V = np.stack([vec[answers[i].text] for i in idx]).astype(np.float64)
+        others = V.sum(axis=0) - V
+        norms = np.linalg.norm(others, axis=1)
+        peer[idx] = (V * others).sum(axis=1) / np.maximum(norms, 1e-9)
+    return peer
+
+
+def _embed_all(
+    texts: list[str], embedder: Embedder, progress: Callable[[int, int], None] | None
+) -> dict[str, np.ndarray]:
+    vec: dict[str, np.ndarray] = {}
+    total = len(texts)
+    if progress:
+        progress(0, total)
+    for i in range(0, total, EMBED_CHUNK):
+        chunk = texts[i : i + EMBED_CHUNK]
+        for t, v in zip(chunk, embedder.embed(chunk)):
+            vec[t] = np.asarray(v, dtype=np.float32)
+        if progress:
+            progress(min(total, i + EMBED_CHUNK), total)
+    return vec
+
+
+def _row(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:
+    va, vr = vec[a.text], vec[r.text]
+    cos = float(va @ vr)
+    A = np.stack([vec[s] for s in a.sentences])
+    R = np.stack([vec[s] for s in r.sentences])
+    sims = R @ A.T
+    align = float(sims.max(axis=1).mean())
+    align_p = float(sims.max(axis=0).mean())
+    cos_noq = float(vec[a.noq] @ vec[r.noq]) if a.noq.strip() else 0.0
+    # Content words, question words removed.
+    a_toks = [t for s in a.analysed for t in s.content]
+    a_words = [t for t in a_toks if t.stem not in r.qstems]
+    a_stems = frozenset(t.stem for t in a_words)
+    if r.words:
+        overlap = sum(_found(raw, st, a_stems, a_words) for raw, st in r.words) / len(r.words)
+    else:
+        overlap = 0.0
+    uniq = list({t.stem: t for t in a_words}.values())
+    overlap_p = (
+        sum(_found(t.raw, t.stem, r.stems, r.tokens) for t in uniq) / len(uniq) if uniq else 0.0
+    )
+    # Concept recall of the (drafted) rubric.
+    if r.concepts:
+        got = total = 0.0
+        for text, terms, weight in r.concepts:
+            total += weight
+            if find_terms(list(terms), a.analysed):
+                got += weight
+            else:
+                best = float((A @ vec[text]).max())
+                got += weight * S.concept_credit(round(best, 4))
+        concepts = got / total
+    else:
+        concepts = overlap
+    cos_q = float(va @ vec[r.question]) if r.question else 0.0
+    q_share = (1 - len(a_words) / len(a_toks)) if a_toks else 0.0
+    len_ratio = math.log((1 + len(a_toks)) / (1 + r.n_content))
+    len_ratio = max(-3.0, min(2.0, len_ratio))
+    return [cos, align, align_p, cos_noq, overlap, overlap_p, concepts, cos_q, q_share, len_ratio]
