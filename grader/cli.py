@@ -190,6 +190,7 @@ def grade(
         help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Score with a calibration fitted on human grades (grader calibrate)."),
 ):
     """Grade one answer to a bank question."""
     from grader.scoring import grader_from_settings
@@ -200,7 +201,7 @@ def grade(
     if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):
         raise InputError(f"--out: {out}: unknown report format {out.suffix!r} (use .json or .md)")
     reviewer = _llm_reviewer(llm_weight, no_cache) if llm else None
-    result = grader_from_settings(_settings()).grade(q, bank.rubrics[q.id], text)
+    result = grader_from_settings(_settings(), calibration).grade(q, bank.rubrics[q.id], text)
     if reviewer is not None:
         with _console(stderr=True).status("Asking the LLM…"):
             result = reviewer(q, bank.rubrics[q.id], text, result)
@@ -285,6 +286,7 @@ def batch(
                                                help="How far the LLM's verdict moves scores (0: feedback only)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --llm: say how many LLM requests would be made, grade nothing."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Score with a calibration fitted on human grades (grader calibrate)."),
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, help="Rows graded and saved together."),
     engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install 'grader[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', 'ray://host:10001'); default: start a local Ray."),
@@ -326,12 +328,15 @@ def batch(
         show = not quiet and err.is_terminal
         from grader.scoring import grader_from_settings
 
-        grader = grader_from_settings(s)
+        grader = grader_from_settings(s, calibration)
         detector = CopyDetector()
         on_vectors = lambda rows, vecs: [detector.add(r.question_id, r.candidate, r.answer, v)  # noqa: E731
                                          for r, v in zip(rows, vecs)]
         if engine == Engine.ray:
             from grader.distributed import run_batch_ray
+
+            if calibration is not None:  # workers read the settings from the environment
+                os.environ["GRADER_CALIBRATION"] = str(calibration.resolve())
 
             job = lambda cb: run_batch_ray(  # noqa: E731
                 src, bank, plan, results_path, resume=resume, address=ray_address, on_progress=cb,

@@ -103,3 +103,13 @@ def test_bad_setting_is_named(tmp_path):
     env = dict(os.environ, GRADER_THREADS="lots")
     r = run("questions", "list", env=env)
     assert r.returncode == 2 and "threads" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_grade_with_a_calibration(tmp_path):
+    shipped = ROOT / "grader" / "data" / "calibration.json"
+    r = run("grade", "-q", "put-vs-patch", "--format", "json", "--answer", GOOD, "--calibration", str(shipped))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert 0 <= res["score"] <= res["max_score"]
+    r = run("grade", "-q", "put-vs-patch", "--answer", GOOD, "--calibration", str(tmp_path / "nope.json"))
+    assert r.returncode == 2 and "nope.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1

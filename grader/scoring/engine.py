@@ -42,9 +42,12 @@ class _Prepared:
 class Grader:
     """Scores answers deterministically against rubrics and model answers."""
 
-    def __init__(self, embedder: Embedder, weights: Weights | None = None):
+    def __init__(self, embedder: Embedder, weights: Weights | None = None, calibration=None):
         self.embedder = embedder
         self.weights = weights or Weights()
+        # Opt-in (--calibration / GRADER_CALIBRATION): scores re-made from signals fitted
+        # on human grades; without it, the documented rubric combination.
+        self.calibration = calibration
 
     def grade(self, question: Question, rubric: Rubric | None, answer: str) -> GradeResult:
         """Score one answer."""
@@ -59,6 +62,10 @@ class Grader:
         texts = list(dict.fromkeys(t for p in prepared for t in self._texts(p)))
         vectors = self._embed(texts)
         results = [self._score(p, vectors) for p in prepared]
+        if self.calibration is not None:
+            from grader.calibration import apply_to_results
+
+            results = apply_to_results(self.calibration, list(items), results, self.embedder)
         if not with_answer_vectors:
             return results
         answer_vecs = [vectors.get(clean(p.text)) if p.sentences else None for p in prepared]
@@ -151,11 +158,19 @@ class Grader:
         )
 
 
-def grader_from_settings(settings) -> Grader:
-    """A Grader with the configured embedder (cached on disk) and global weights."""
+def grader_from_settings(settings, calibration_path=None) -> Grader:
+    """A Grader with the configured embedder (cached on disk), global weights and, when one
+    is given (argument or GRADER_CALIBRATION), a calibration."""
     from grader.embedding import make_embedder
 
+    path = calibration_path or settings.calibration
+    calibration = None
+    if path is not None:
+        from grader.calibration import load_calibration
+
+        calibration = load_calibration(path)
     return Grader(
         make_embedder(settings),
         Weights(keywords=settings.keyword_weight, semantic=settings.semantic_weight),
+        calibration,
     )
