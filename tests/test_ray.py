@@ -26,7 +26,7 @@ def env(tmp_path):
 
 def test_ray_gives_the_local_engines_results(tmp_path, env):
     inp = tmp_path / "in.csv"
-    write(generate(120, seed=3), inp)
+    write(generate(60, seed=3), inp)
     local = run(["batch", str(inp), "--results", str(tmp_path / "local.jsonl"), "--out", str(tmp_path / "local.csv"),
                  "--quiet"], env)
     assert local.returncode == 0, local.stderr
@@ -48,7 +48,7 @@ def _worker_pids() -> list[int]:
 
 def test_killed_worker_still_grades_every_row_once(tmp_path, env):
     inp = tmp_path / "in.csv"
-    rows = generate(96, seed=5)
+    rows = generate(64, seed=5)
     write(rows, inp)
     results = tmp_path / "ray.jsonl"
     proc = subprocess.Popen(grader_cmd() + ["batch", str(inp), "--results", str(results), "--quiet",
