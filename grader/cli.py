@@ -739,10 +739,12 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the promise is no traceback, whatever broke
         if os.environ.get("GRADER_DEBUG"):
             raise
+        from rich.markup import escape
+
         msg = str(exc).splitlines()[0] if str(exc) else ""
         _console(stderr=True).print(
-            f"[red]error:[/] {type(exc).__name__}: {msg} (set GRADER_DEBUG=1 for details)",
-            soft_wrap=True, markup=False,
+            f"[red]error:[/] {escape(type(exc).__name__)}: {escape(msg)} (set GRADER_DEBUG=1 for details)",
+            soft_wrap=True,
         )
         sys.exit(1)
 

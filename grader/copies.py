@@ -53,47 +53,78 @@ class CopyDetector:
         self._digests[question_id].append(hashlib.blake2b(" ".join(words).encode(), digest_size=16).digest())
 
     def pairs(self) -> list[CopyPair]:
-        """The closest pairs (at most max_pairs) above the threshold or exactly equal; sets `total`."""
+        """The closest pairs (at most max_pairs) above the threshold or exactly equal; sets `total`.
+
+        Pairs are counted with numpy and only those that can enter the list become objects, so
+        a file where thousands of candidates share answers (millions of pairs) costs memory in
+        proportion to the answers, not to the pairs.
+        """
         import heapq
 
         keep: list[tuple[float, int, CopyPair]] = []  # min-heap of the best pairs so far
-        seen: set[tuple[str, str, str]] = set()
         counter = 0
+        thr = self.threshold - 1e-6
 
-        def offer(qid: str, cands: list[str], digests: list[bytes], i: int, j: int, sim: float) -> None:
-            nonlocal counter
+        def offer(qid: str, cands: list[str], digests: list[bytes], i: int, j: int, sim: float, n: int) -> None:
+            # n: this pair's number in the order pairs are found (ties keep the earlier one).
             a, b = sorted((cands[i], cands[j]))
-            if a == b or (qid, a, b) in seen:
-                return
-            seen.add((qid, a, b))
-            counter += 1
             exact = digests[i] == digests[j]
-            pair = CopyPair(question_id=qid, candidate_a=a, candidate_b=b,
-                            similarity=round(1.0 if exact else min(sim, 1.0), 3), exact=exact)
-            item = (pair.similarity, -counter, pair)
+            similarity = round(1.0 if exact else min(sim, 1.0), 3)
+            item = (similarity, -n)
             if len(keep) < self.max_pairs:
-                heapq.heappush(keep, item)
-            elif item[:2] > keep[0][:2]:
-                heapq.heapreplace(keep, item)
+                heapq.heappush(keep, (*item, CopyPair(question_id=qid, candidate_a=a, candidate_b=b,
+                                                       similarity=similarity, exact=exact)))
+            elif item > keep[0][:2]:
+                heapq.heapreplace(keep, (*item, CopyPair(question_id=qid, candidate_a=a, candidate_b=b,
+                                                          similarity=similarity, exact=exact)))
+
+        def lowest() -> float | None:
+            # A pair enters a full list only with a (rounded) similarity above its lowest.
+            return keep[0][0] if len(keep) >= self.max_pairs else None
 
         for qid in sorted(self._vecs):
             cands = self._cands[qid]
+            ids = {c: k for k, c in enumerate(dict.fromkeys(cands))}
+            cid = np.array([ids[c] for c in cands])
             mat = np.stack(self._vecs[qid]).astype(np.float32)
             digests = self._digests[qid]
+            dig_id = {d: k for k, d in enumerate(dict.fromkeys(digests))}
+            did = np.array([dig_id[d] for d in digests])
             for start in range(0, len(cands), 1024):
                 sims = mat[start : start + 1024] @ mat.T
                 for i_local, row in enumerate(sims):
                     i = start + i_local
-                    for j in np.nonzero(row[i + 1 :] >= self.threshold - 1e-6)[0] + i + 1:
-                        offer(qid, cands, digests, i, int(j), float(row[j]))
-            # Exact copies (same words after case, punctuation and spacing) always count.
+                    js = np.nonzero(row[i + 1 :] >= thr)[0] + i + 1
+                    js = js[cid[js] != cid[i]]  # one candidate's own answers are no pair
+                    if not len(js):
+                        continue
+                    low = lowest()
+                    if low is None:
+                        chances = range(len(js))
+                    elif low >= 1.0:
+                        chances = ()
+                    else:  # exact copies count as 1.0; others need a cosine that rounds above `low`
+                        chances = np.nonzero((did[js] == did[i]) | (row[js] > low - 0.0006))[0]
+                    for k in chances:
+                        offer(qid, cands, digests, i, int(js[k]), float(row[js[k]]), counter + int(k) + 1)
+                    counter += len(js)
+            # Exact copies (same words after case, punctuation and spacing) always count; those
+            # close enough to be found above are not counted twice.
             groups: dict[bytes, list[int]] = defaultdict(list)
             for i, d in enumerate(digests):
                 groups[d].append(i)
             for idx in groups.values():
+                if len(idx) < 2:
+                    continue
+                sub = mat[idx] @ mat[idx].T
                 for x in range(len(idx)):
-                    for y in range(x + 1, len(idx)):
-                        offer(qid, cands, digests, idx[x], idx[y], 1.0)
+                    ys = np.arange(x + 1, len(idx))
+                    ys = ys[(sub[x, ys] < thr) & (cid[np.array(idx)[ys]] != cid[idx[x]])]
+                    low = lowest()
+                    if len(ys) and (low is None or low < 1.0):
+                        for k, y in enumerate(ys):
+                            offer(qid, cands, digests, idx[x], idx[int(y)], 1.0, counter + k + 1)
+                    counter += len(ys)
         self.total = counter
         return sorted((p for _, _, p in keep),
                       key=lambda p: (p.question_id, -p.similarity, p.candidate_a, p.candidate_b))

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from grader.errors import InputError
+from grader.scoring.text import clean
 
 REQUIRED = ("candidate", "question_id", "answer")
 OPTIONAL = ("submission_id", "question", "reference_answer", "topic")
@@ -71,11 +72,40 @@ class Source:
 def _sniff_encoding(path: Path, display: str) -> str:
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+    # UTF-32 first: its little-endian BOM starts with UTF-16's.
     if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
         return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    _refuse_nul(path, display)
     return "utf-8-sig"
+
+
+def _refuse_nul(path: Path, display: str) -> None:
+    """NUL bytes are valid UTF-8 but never text: UTF-16 without a BOM, or a binary file."""
+    lines = 1
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            at = block.find(b"\x00")
+            if at >= 0:
+                lines += block.count(b"\n", 0, at)
+                raise InputError(f"{display}:{lines}: contains NUL bytes (UTF-16 without a byte-order mark, "
+                                 "or not a text file); save it as UTF-8")
+            lines += block.count(b"\n")
+
+
+def _decode_error_line(src: "Source") -> int:
+    """The line of the first byte that is not UTF-8 (0 when it cannot be told)."""
+    if src.encoding != "utf-8-sig":
+        return 0
+    with open(src.path, "rb") as fh:
+        # A newline byte is never part of a multi-byte UTF-8 character, so lines decode alone.
+        for line_no, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return 0
 
 
 def open_source(name: str, fmt: str | None = None) -> Source:
@@ -97,9 +127,14 @@ def open_source(name: str, fmt: str | None = None) -> Source:
             fmt = FORMATS.get(path.suffix.lower())
             if fmt is None:
                 raise InputError(f"{name}: unknown input format {path.suffix!r} (use .csv, .jsonl or .json)")
-    if path.stat().st_size == 0:
-        raise InputError(f"{display}: empty file")
-    return Source(path, display, fmt, _sniff_encoding(path, display), tmp)
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{display}: empty file")
+        return Source(path, display, fmt, _sniff_encoding(path, display), tmp)
+    except BaseException:
+        if tmp:
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _text(value, line: int, field: str, src: Source) -> str | None:
@@ -112,6 +147,12 @@ def _text(value, line: int, field: str, src: Source) -> str | None:
     if "\x00" in value:
         raise _Bad(RowProblem(file=src.display, line=line, field=field, message="contains a NUL byte"))
     return value
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """Input text quoted in a one-line message: control characters escaped, cut short."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class _Bad(Exception):
@@ -127,7 +168,7 @@ def _row(obj: dict, line: int, src: Source) -> AnswerRow:
         if vals[f] is None:
             raise _Bad(RowProblem(file=src.display, line=line, field=f, message="missing"))
         vals[f] = " ".join(vals[f].split())
-        if not vals[f]:
+        if not clean(vals[f]):  # nothing visible: empty, or only zero-width and control characters
             raise _Bad(RowProblem(file=src.display, line=line, field=f, message="empty"))
     if vals["answer"] is None:
         raise _Bad(RowProblem(file=src.display, line=line, field="answer", message="missing"))
@@ -137,21 +178,40 @@ def _row(obj: dict, line: int, src: Source) -> AnswerRow:
 
 def _iter_csv(src: Source) -> Iterator[AnswerRow | RowProblem]:
     with open(src.path, encoding=src.encoding, newline="") as fh:
-        reader = csv.reader(fh)
+        # strict: a quote that is never closed is an error, not the rest of the file read
+        # into one answer.
+        reader = csv.reader(fh, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             yield RowProblem(file=src.display, line=1, field="", message="empty file", fatal=True)
             return
+        except csv.Error as exc:
+            yield RowProblem(file=src.display, line=1, field="", message=f"unreadable CSV header ({exc})", fatal=True)
+            return
         header = [h.strip().lower() for h in header]
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             yield RowProblem(file=src.display, line=1, field=missing[0],
-                             message=f"missing column (header has: {', '.join(header) or 'nothing'})", fatal=True)
+                             message=f"missing column (header has: {_shown(', '.join(header)) or 'nothing'})", fatal=True)
+            return
+        twice = [c for c in REQUIRED + OPTIONAL if header.count(c) > 1]
+        if twice:
+            yield RowProblem(file=src.display, line=1, field=twice[0], message="column appears twice in the header",
+                             fatal=True)
             return
         start = reader.line_num + 1
-        for rec in reader:
+        while True:
             line = start
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                hint = "; a quoted field is never closed" if "end of data" in str(exc) else ""
+                yield RowProblem(file=src.display, line=line, field="",
+                                 message=f"unreadable CSV ({exc}{hint})", fatal=True)
+                return
             start = reader.line_num + 1
             if not rec or all(not c.strip() for c in rec):
                 continue
@@ -213,8 +273,8 @@ def iter_rows(src: Source) -> Iterator[AnswerRow | RowProblem]:
     reader = {"csv": _iter_csv, "jsonl": _iter_jsonl, "json": _iter_json}[src.fmt]
     try:
         yield from reader(src)
-    except UnicodeDecodeError as exc:
-        yield RowProblem(file=src.display, line=0, field="",
+    except UnicodeDecodeError:
+        yield RowProblem(file=src.display, line=_decode_error_line(src), field="",
                          message="not UTF-8 text (nor UTF-16 with a BOM); save it as UTF-8", fatal=True)
     except csv.Error as exc:
         yield RowProblem(file=src.display, line=0, field="", message=f"unreadable CSV ({exc})", fatal=True)

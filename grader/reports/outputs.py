@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def output_format(path: Path) -> str:
     return fmt
 
 
+def _remove_stale_temps(path: Path) -> None:
+    """Temporary files a killed run left beside this output (`.NAME.*.tmp`, see fsutil)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_outputs(outs: list[Path], records: Callable[[], Iterator[BatchRecord]],
                   report: Callable[[], BatchReport], *, by: str = "answer") -> list[Path]:
     """Write every output; records and report are built on demand (each at most once for the report)."""
@@ -37,6 +44,7 @@ def write_outputs(outs: list[Path], records: Callable[[], Iterator[BatchRecord]]
 
     for path in outs:
         fmt = output_format(path)
+        _remove_stale_temps(path)
         if fmt == "jsonl":
             tabular.write_jsonl(path, records())
         elif fmt == "json":

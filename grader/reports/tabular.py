@@ -74,7 +74,9 @@ def write_csv_candidates(path: Path, report: BatchReport) -> int:
     qids = [q.question_id for q in report.questions]
     with atomic_open(path) as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "candidate", "total", "max_total", "percent", "passed", "answered", "skipped", "flagged"] + qids)
+        # Custom question ids come from the input: as column names they are cells too.
+        w.writerow(["rank", "candidate", "total", "max_total", "percent", "passed", "answered", "skipped", "flagged"]
+                   + [safe_cell(q) for q in qids])
         for c in report.candidates:
             w.writerow([safe_cell(v) for v in (
                 c.rank, c.candidate, c.total, c.max_total, c.percent, "yes" if c.passed else "no",

@@ -8,7 +8,7 @@ from itertools import product
 
 from rapidfuzz.distance import Levenshtein
 
-from grader.scoring.text import NEGATIONS, Sentence, Token, term_stems
+from grader.scoring.text import NEGATIONS, Sentence, Token, term_stems, tokens
 
 # A phrase matches when its words fall inside this many tokens beyond the phrase's own
 # length, so "replaces the entire stored resource" still shows "replace entire resource".
@@ -87,7 +87,13 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
     for p in positions:
         combos *= len(p)
     if combos > MAX_COMBINATIONS:
-        positions = [p[:8] for p in positions]
+        # Keep the first few positions of each word, as many as keep the product bounded
+        # (8 each up to four words; fewer for longer terms, so 10 words repeated hundreds
+        # of times cost thousands of combinations, not 8**10).
+        cap = 8
+        while cap > 1 and cap ** len(positions) > MAX_COMBINATIONS:
+            cap -= 1
+        positions = [p[:cap] for p in positions]
     best: tuple[int, int] | None = None
     for combo in product(*positions):
         if len(set(combo)) < len(combo):
@@ -102,10 +108,29 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
     return Hit(term, sentence, best[0], best[1])
 
 
+@lru_cache(maxsize=50_000)
+def _negation_context(term: str) -> tuple[int, int]:
+    """(negation words in the term itself, stopwords the term starts with)."""
+    toks = tokens(term)
+    content = {raw for raw, _ in term_stems(term)}
+    lead = 0
+    while lead < len(toks) and toks[lead] not in content:
+        lead += 1
+    # A claim may itself contain a negation word ("403 wrong password"); that one does not
+    # cancel it, or the misconception could never be found.
+    return sum(1 for t in toks if t in NEGATIONS), lead
+
+
 def is_negated(hit: Hit) -> bool:
-    """Whether a negation stands inside the hit or just before it."""
-    lo = max(0, hit.start - NEGATION_LOOKBACK)
-    return any(t in NEGATIONS for t in hit.sentence.all_tokens[lo : hit.end + 1])
+    """Whether a negation stands inside the hit or just before it (beyond the term's own).
+
+    "Just before" counts from the term's first word, stopwords included: in "it is wrong to
+    say that just escape the quotes" the term "just escape the quotes" starts at "just".
+    """
+    own, lead = _negation_context(hit.term)
+    lo = max(0, hit.start - lead - NEGATION_LOOKBACK)
+    found = sum(1 for t in hit.sentence.all_tokens[lo : hit.end + 1] if t in NEGATIONS)
+    return found > own
 
 
 def find_terms(
@@ -116,8 +141,17 @@ def find_terms(
     With `claims` (misconceptions), words must come in order and a negated hit is ignored.
     """
     for sentence in sentences:
-        for term in terms:
-            hit = find_in_sentence(term, sentence, ordered=claims)
-            if hit and not (claims and is_negated(hit)):
-                return hit
+        if not claims:
+            for term in terms:
+                hit = find_in_sentence(term, sentence)
+                if hit:
+                    return hit
+            continue
+        hits = [h for h in (find_in_sentence(t, sentence, ordered=True) for t in terms) if h]
+        # A claim negated as a whole is not stated by its parts: in "it is not true that
+        # an ORM is a kind of database", the term "kind of database" is part of the negated one.
+        negated = [(h.start, h.end) for h in hits if is_negated(h)]
+        for h in hits:
+            if not is_negated(h) and not any(lo <= h.start and h.end <= hi for lo, hi in negated):
+                return h
     return None
