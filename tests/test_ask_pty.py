@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 
 import pexpect
 import pytest
@@ -78,8 +79,11 @@ def test_ask_ctrl_c_keeps_graded_answers(tmp_path):
     child.expect("empty line to finish")
     type_answer(child, ["Browser cache, CDN, Redis application cache and the database query cache."])
     child.expect(r"/ 10")
-    child.expect("Next question")
-    child.sendintr()  # Ctrl-C at the prompt
+    child.expect(r"Next question\? .*\[Y/n\]")
+    # Ctrl-C at the prompt, once the prompt waits for input (a SIGINT in the instant before
+    # input() starts reading is only noticed at the next keypress).
+    time.sleep(1.0)
+    child.sendintr()
     child.expect("Stopped")
     child.expect("Session summary")
     child.expect(pexpect.EOF)
