@@ -128,6 +128,13 @@ class FakeLLM:
             if n <= kw.get("times", 1):
                 return Reply(drop=True)
             return good
+        if name == "random_failures":  # a share of requests fail with 500, at random (seeded)
+            rng = kw.setdefault("rng", __import__("random").Random(kw.get("seed", 1)))
+            with self._lock:
+                fail = rng.random() < kw.get("share", 0.2)
+            if fail:
+                return Reply(status=500, body={"error": {"message": "random failure"}})
+            return good
         if name == "invalid_then_valid":
             if n <= kw.get("times", 1):
                 return Reply(content=kw.get("bad", "Sure! Here is my verdict: covered, 9/10"))

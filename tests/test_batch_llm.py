@@ -13,7 +13,8 @@ KEY = "sk-test-BATCHSECRET-9876"
 
 def run(args, fake, tmp_path, **extra):
     env = dict(os.environ, OPENAI_BASE_URL=fake.url, OPENAI_API_KEY=KEY, GRADER_LLM_MODEL="test-model",
-               GRADER_CACHE_DIR=str(tmp_path / "cache"), GRADER_LLM_CONCURRENCY="4", **extra)
+               GRADER_CACHE_DIR=str(tmp_path / "cache"), GRADER_LLM_CONCURRENCY="4")
+    env.update(extra)
     return subprocess.run(grader_cmd() + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
 
 
@@ -59,3 +60,28 @@ def test_batch_llm_without_settings_says_why(tmp_path):
     r = subprocess.run(grader_cmd() + ["batch", str(inp), "--llm"], capture_output=True, text=True, cwd=ROOT,
                        env=env, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_batch_llm_with_a_server_failing_at_random(fake_llm, tmp_path):
+    """20% of requests fail at random: every answer is graded, each failure marked, none lost."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from bench.gen import generate, write
+
+    fake_llm.behave("random_failures", share=0.2, seed=3)
+    rows = generate(120, seed=17)
+    inp = tmp_path / "a.csv"
+    write(rows, inp)
+    out = tmp_path / "r.jsonl"
+    r = run(["batch", str(inp), "--llm", "--out", str(out), "--quiet"], fake_llm, tmp_path,
+            GRADER_LLM_RETRIES="0", GRADER_LLM_CONCURRENCY="8")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    graded = [x for x in recs if x["band"] != "no answer"]
+    assert {(x["candidate"], x["question_id"]) for x in graded} == {(c, q) for c, q, _ in rows}
+    failed = [x for x in graded if "llm error" in x["flags"]]
+    reviewed = [x for x in graded if x["components"]["llm"] is not None]
+    assert len(failed) + len(reviewed) == len(graded) == len(rows)
+    assert 0.08 * len(rows) <= len(failed) <= 0.35 * len(rows)
+    assert all(x["score"] >= 0 and x["llm"] and x["llm"].get("error") for x in failed)
