@@ -52,11 +52,11 @@ def main() -> int:
     ap.add_argument("--calibration", type=Path, default=None, help="default: the shipped one")
     args = ap.parse_args()
 
-    from grader.calibration import fit_calibration, load_calibration
+    from grader.calibration import load_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder
     from grader.evaluate import (
-        Metrics, empty_mask, evaluate, metrics, question_weights, read_graded, scale_step, signals_for,
+        Metrics, empty_mask, evaluate, fit_on_sets, metrics, read_graded, scale_step, signals_for,
     )
     from grader.features import SIGNALS
 
@@ -82,19 +82,8 @@ def main() -> int:
     loso: dict[str, Metrics] = {}
     feature_sets = [f.features for f in cal.fits]
     for name in SETS:
-        Xs, ys, ws = [], [], []
-        for other in SETS:
-            if other == name:
-                continue
-            rows, X, _ = data[other]
-            keep = ~empty_mask(rows)
-            Xs.append(X[keep])
-            ys.append(np.array([r.score / r.max_score for r in rows])[keep])
-            qw = question_weights([r.question_id for r, k in zip(rows, keep) if k])
-            ws.append(qw / qw.sum())
-        w = np.concatenate(ws)
-        fit = fit_calibration(np.vstack(Xs), np.concatenate(ys), SIGNALS, embedder.name, feature_sets,
-                              weight=w * len(w) / w.sum(), alpha=cal.fits[0].alpha, link=cal.fits[0].link)
+        fit = fit_on_sets([data[o][:2] for o in SETS if o != name], embedder.name, feature_sets,
+                          alpha=cal.fits[0].alpha, link=cal.fits[0].link)
         rows, X, _ = data[name]
         max_s = np.array([r.max_score for r in rows])
         pred = fit.predict(X, SIGNALS, empty_mask(rows)) * max_s

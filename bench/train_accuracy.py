@@ -48,10 +48,10 @@ def main() -> int:
 
     from accuracy import commit
 
-    from grader.calibration import fit_calibration, load_calibration
+    from grader.calibration import load_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder
-    from grader.evaluate import empty_mask, metrics, question_weights, read_graded, scale_step, signals_for
+    from grader.evaluate import empty_mask, fit_on_sets, metrics, read_graded, scale_step, signals_for
     from grader.features import SIGNALS
     from grader.training import Pairs, TrainedModel, TrainSettings, concat, pairs_from_rows, train_pairs
 
@@ -69,17 +69,8 @@ def main() -> int:
         t0 = time.perf_counter()
         others = [o for o in SETS if o != name]
         # feature model, leave-one-set-out (as bench/accuracy.py)
-        Xs, ys, ws = [], [], []
-        for o in others:
-            rows, X = data[o]
-            keep = ~empty_mask(rows)
-            Xs.append(X[keep])
-            ys.append(np.array([r.score / r.max_score for r in rows])[keep])
-            qw = question_weights([r.question_id for r, k in zip(rows, keep) if k])
-            ws.append(qw / qw.sum())
-        w = np.concatenate(ws)
-        fit = fit_calibration(np.vstack(Xs), np.concatenate(ys), SIGNALS, embedder.name, feature_sets,
-                              weight=w * len(w) / w.sum(), alpha=cal.fits[0].alpha, link=cal.fits[0].link)
+        fit = fit_on_sets([data[o] for o in others], embedder.name, feature_sets,
+                          alpha=cal.fits[0].alpha, link=cal.fits[0].link)
         rows, X = data[name]
         idx = list(range(len(rows)))
         if len(idx) > args.eval_rows:

@@ -351,3 +351,21 @@ def calibrate_files(
         X, y, SIGNALS, embedder.name, feature_sets or DEFAULT_FEATURE_SETS, weight=w,
         fitted_on=info, note=note,
     )
+
+
+def fit_on_sets(parts, model_name: str, feature_sets, *, alpha: float, link: str):
+    """A calibration fitted on several graded sets pooled, each set and each question weighing
+    the same; `parts` are (rows, signal matrix) pairs (leave-one-set-out figures)."""
+    from grader.calibration import fit_calibration
+    from grader.features import SIGNALS
+
+    Xs, ys, ws = [], [], []
+    for rows, X in parts:
+        keep = ~empty_mask(rows)
+        Xs.append(X[keep])
+        ys.append(np.array([r.score / r.max_score for r in rows])[keep])
+        qw = question_weights([r.question_id for r, k in zip(rows, keep) if k])
+        ws.append(qw / qw.sum())
+    w = np.concatenate(ws)
+    return fit_calibration(np.vstack(Xs), np.concatenate(ys), SIGNALS, model_name, feature_sets,
+                           weight=w * len(w) / w.sum(), alpha=alpha, link=link)
