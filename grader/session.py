@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def run_session(bank: Bank, questions: list[Question], settings, reports_dir: Pa
     """
     from grader.render import question_panel, result_renderable
 
+    # Ctrl-C must stop a practice session even when grader was started with SIGINT ignored
+    # (as a background job of a non-interactive shell leaves it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     loader = _Loader(settings)
     session = Session()
     model_answers = {q.id: q.model_answer for q in questions}
