@@ -235,13 +235,17 @@ def _iter_jsonl(src: Source) -> Iterator[AnswerRow | RowProblem]:
             except json.JSONDecodeError as exc:
                 yield RowProblem(file=src.display, line=line_no, field="", message=f"invalid JSON ({exc.msg})")
                 continue
-            if not isinstance(obj, dict):
-                yield RowProblem(file=src.display, line=line_no, field="", message="expected a JSON object")
-                continue
-            try:
-                yield _row(obj, line_no, src)
-            except _Bad as bad:
-                yield bad.problem
+            yield _object_row(obj, line_no, src, "expected a JSON object")
+
+
+def _object_row(obj, line: int, src: Source, not_object: str) -> AnswerRow | RowProblem:
+    """One decoded JSON value as a row, or the problem with it."""
+    if not isinstance(obj, dict):
+        return RowProblem(file=src.display, line=line, field="", message=not_object)
+    try:
+        return _row(obj, line, src)
+    except _Bad as bad:
+        return bad.problem
 
 
 def _iter_json(src: Source) -> Iterator[AnswerRow | RowProblem]:
@@ -259,13 +263,7 @@ def _iter_json(src: Source) -> Iterator[AnswerRow | RowProblem]:
         return
     # A JSON list has no line per row; the row's 1-based position stands in for it.
     for i, obj in enumerate(data, 1):
-        if not isinstance(obj, dict):
-            yield RowProblem(file=src.display, line=i, field="", message="expected a JSON object (row number)")
-            continue
-        try:
-            yield _row(obj, i, src)
-        except _Bad as bad:
-            yield bad.problem
+        yield _object_row(obj, i, src, "expected a JSON object (row number)")
 
 
 def iter_rows(src: Source) -> Iterator[AnswerRow | RowProblem]:

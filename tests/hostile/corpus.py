@@ -8,7 +8,6 @@ measures everything but the model), as different candidates answering alike woul
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -58,9 +57,13 @@ def short_answers(n: int, seed: int, pool: int | None = None, per_candidate: int
 
 
 def write_csv(rows, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["candidate", "question_id", "answer"])
-        w.writerows(rows)
+    """The rows as an answers CSV (bench/gen.py's writer), returning the path."""
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench.gen import write
+
+    write(rows, path)
     return path
