@@ -113,8 +113,11 @@ def plan_batch(src: Source, bank: Bank, *, skip_invalid: bool) -> BatchPlan:
 # ----------------------------------------------------------------------------- journal
 
 
-def read_journal(path: Path) -> dict[str, int]:
-    """Keys of the rows already graded (-> their input line); a torn last line is cut off."""
+def read_journal(path: Path, expect: dict[str, str | None] | None = None) -> dict[str, int]:
+    """Keys of the rows already graded (-> their input line); a torn last line is cut off.
+
+    `expect` (e.g. {"model": ..., "trained_model": ...}): every record must have been scored
+    by these models, or resuming would mix two scorings in one ranking."""
     done: dict[str, int] = {}
     if not path.exists():
         return done
@@ -129,6 +132,11 @@ def read_journal(path: Path) -> dict[str, int]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise InputError(f"{path}: line {len(done) + 1}: not a grader results record; "
                                  "use --force to start over") from None
+            for key, want in (expect or {}).items():
+                if rec.get(key) != want:
+                    raise InputError(
+                        f"{path}: line {len(done)}: {key} {rec.get(key)!r}, but this run scores with "
+                        f"{want!r}; resume with the same settings, or use --force to start over")
             good_end += len(raw)
     if good_end != path.stat().st_size:
         with open(path, "r+b") as fh:
@@ -174,7 +182,7 @@ def run_batch(
     on_vectors: Callable[[list[AnswerRow], list[np.ndarray | None]], None] | None = None,
 ) -> BatchSummary:
     """Grade every valid row not yet in the results file, appending as each chunk is done."""
-    done = read_journal(results_path) if resume else {}
+    done = read_journal(results_path, grader.scored_by()) if resume else {}
     if not resume and results_path.exists():
         results_path.unlink()
     results_path.parent.mkdir(parents=True, exist_ok=True)

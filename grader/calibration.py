@@ -78,6 +78,10 @@ class Fit(BaseModel):
         return np.clip(lin, 0.0, 1.0)
 
 
+# The score of a model from `grader train`, as a calibration signal.
+MODEL_SIGNAL = "trained_model"
+
+
 class FittedOn(BaseModel):
     file: str
     sha256: str
@@ -92,6 +96,9 @@ class Calibration(BaseModel):
     format: str = FORMAT
     version: int = 1
     model: str = Field(description="Embedding model the signals were computed with.")
+    trained_model: str | None = Field(
+        default=None, description=f"With a {MODEL_SIGNAL!r} signal: the trained model (folder@weights hash) it was fitted with."
+    )
     method: str = (
         "logistic regression (logit link, fractional targets) on standardised signals, L2 "
         "penalty, each coefficient held to its signal's direction; per-fit 'link' may be "
@@ -204,7 +211,8 @@ def fit_one(X: np.ndarray, y: np.ndarray, names: list[str] | tuple[str, ...],
     Z = (cols[ok] - mean) / scale
     bounds: list[tuple[float | None, float | None]] = []
     for f in features:
-        d = DIRECTION.get(f, 0) if signed else 0
+        # A trained model's score, like the rubric signals, only ever says "better".
+        d = (1 if f == MODEL_SIGNAL else DIRECTION.get(f, 0)) if signed else 0
         bounds.append((0.0, None) if d > 0 else (None, 0.0) if d < 0 else (None, None))
     coef, intercept = _signed_fit(Z, t, w, alpha, link, bounds)
     fit = Fit(
@@ -303,12 +311,13 @@ DEFAULT_FEATURE_SETS: list[list[str]] = [
 ON_TOPIC = (0.35, 0.60)
 
 
-def apply_to_results(cal: Calibration, items, results, embedder):
+def apply_to_results(cal: Calibration, items, results, embedder, extra: dict[str, np.ndarray] | None = None):
     """Bank grading with a calibration: each result's score re-made from the calibrated
     reference-answer signals (the item's own rubric gives the `concepts` signal), then the
     rubric's misconception penalties and required-concept cap as in the default combination.
 
-    `items` are grader.scoring.Item, `results` the GradeResults the engine made for them.
+    `items` are grader.scoring.Item, `results` the GradeResults the engine made for them;
+    `extra` holds more signals by name, one value per result (the trained model's score).
     An answer graded alone has no peers, so the calibration's fit without `peer` scores it.
     The development sets hold almost no off-topic answers, so a calibration alone is
     generous to them: the calibrated fraction is gated by the whole-answer cosine (ON_TOPIC
@@ -323,7 +332,11 @@ def apply_to_results(cal: Calibration, items, results, embedder):
         return list(results)
     pairs = [Pair(items[i].question.question, items[i].question.model_answer, items[i].answer,
                   items[i].rubric) for i in idx]
-    frac = cal.predict(compute_signals(pairs, embedder), SIGNALS)
+    X, names = compute_signals(pairs, embedder), list(SIGNALS)
+    for name, col in (extra or {}).items():
+        X = np.hstack([X, np.asarray(col, dtype=float)[idx][:, None]])
+        names.append(name)
+    frac = cal.predict(X, names)
     out = list(results)
     for i, f in zip(idx, frac):
         r = results[i]

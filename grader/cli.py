@@ -191,6 +191,7 @@ def grade(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Score with a calibration fitted on human grades (grader calibrate)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL)."),
 ):
     """Grade one answer to a bank question."""
     from grader.scoring import grader_from_settings
@@ -201,7 +202,7 @@ def grade(
     if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):
         raise InputError(f"--out: {out}: unknown report format {out.suffix!r} (use .json or .md)")
     reviewer = _llm_reviewer(llm_weight, no_cache) if llm else None
-    result = grader_from_settings(_settings(), calibration).grade(q, bank.rubrics[q.id], text)
+    result = grader_from_settings(_settings(), calibration, model).grade(q, bank.rubrics[q.id], text)
     if reviewer is not None:
         with _console(stderr=True).status("Asking the LLM…"):
             result = reviewer(q, bank.rubrics[q.id], text, result)
@@ -287,6 +288,7 @@ def batch(
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM again even if its reply is cached."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --llm: say how many LLM requests would be made, grade nothing."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Score with a calibration fitted on human grades (grader calibrate)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL)."),
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, help="Rows graded and saved together."),
     engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install 'grader[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', 'ray://host:10001'); default: start a local Ray."),
@@ -328,15 +330,18 @@ def batch(
         show = not quiet and err.is_terminal
         from grader.scoring import grader_from_settings
 
-        grader = grader_from_settings(s, calibration)
+        grader = grader_from_settings(s, calibration, model)
         detector = CopyDetector()
         on_vectors = lambda rows, vecs: [detector.add(r.question_id, r.candidate, r.answer, v)  # noqa: E731
                                          for r, v in zip(rows, vecs)]
         if engine == Engine.ray:
             from grader.distributed import run_batch_ray
 
-            if calibration is not None:  # workers read the settings from the environment
+            # workers read the settings from the environment
+            if calibration is not None:
                 os.environ["GRADER_CALIBRATION"] = str(calibration.resolve())
+            if model is not None:
+                os.environ["GRADER_TRAINED_MODEL"] = str(model.resolve())
 
             job = lambda cb: run_batch_ray(  # noqa: E731
                 src, bank, plan, results_path, resume=resume, address=ray_address, on_progress=cb,
@@ -430,7 +435,7 @@ def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark
     records = lambda: ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank,  # noqa: E731
                                       custom, grader.embedder.name)
     report = lambda: build_report(records(), source=src.display, pass_mark=pass_mark, pairs=pairs,  # noqa: E731
-                                  pairs_total=detector.total, model=grader.embedder.name,
+                                  pairs_total=detector.total, model=" + ".join(m for m in grader.scored_by().values() if m),
                                   n_rows_hint=len(plan.candidates) * len(plan.question_ids))
     rep = report()
     write_outputs(out, records, lambda: rep, by=by)
@@ -512,8 +517,18 @@ def evaluate(
 
     s = _settings()
     rows = read_graded(file, limit)
+    model = model or s.trained_model
     cal_path = calibration or s.calibration
+    if model is not None and cal_path is None:
+        from grader.training import CALIBRATION_FILE
+
+        if (Path(model) / CALIBRATION_FILE).is_file():
+            cal_path = Path(model) / CALIBRATION_FILE
     cal = load_calibration(cal_path)
+    if model is None:
+        from grader.scoring.engine import check_trained
+
+        check_trained(cal, cal_path, None, None)
     embedder = make_embedder(s)
     if cv is not None and cv < 2:
         raise InputError(f"--cv: {cv} folds; at least 2 are needed")
@@ -575,14 +590,17 @@ def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path) -> dict:
     """`evaluate --model DIR`: the usual evaluation (same figures as without --model) plus
     the trained model's score alone and, with --cv, as one more calibrated signal."""
     from grader.evaluate import evaluate as run_evaluation
+    import numpy as np
+
+    from grader.calibration import MODEL_SIGNAL
     from grader.evaluate import signals_for
+    from grader.features import SIGNALS
+    from grader.scoring.engine import check_trained
     from grader.training import TrainedModel, evaluate_with_model, read_meta
 
     tm = TrainedModel.load(model_dir, threads=_settings().thread_count())
     with _signal_progress("Embedding") as cb:
         X = signals_for(rows, embedder, cb)
-    result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
-                            calibration_name=str(cal_path) if cal_path else "default", X=X)
     with _signal_progress("Scoring") as cb:
         done = [0]
 
@@ -591,9 +609,15 @@ def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path) -> dict:
             if cb:
                 cb(done[0], len(rows))
         scores = tm.score([r.reference_answer for r in rows], [r.answer for r in rows], progress=tick)
+    names, X_cal = SIGNALS, X
+    if MODEL_SIGNAL in cal.features():  # a calibration fitted with the trained score combines it
+        check_trained(cal, cal_path, tm, model_dir)
+        names, X_cal = (*SIGNALS, MODEL_SIGNAL), np.hstack([X, np.round(scores, 4)[:, None]])
+    result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
+                            calibration_name=str(cal_path) if cal_path else "default", X=X_cal, names=names)
     ev = evaluate_with_model(rows, X, cal, scores, cv)
     meta = read_meta(Path(model_dir))
-    return {"result": result, "model": str(model_dir), "trained_on": [f.get("name") for f in meta.get("files", [])],
+    return {"result": result, "model": tm.name, "trained_on": [f.get("name") for f in meta.get("files", [])],
             **{k: v.model_dump() for k, v in ev.items()}}
 
 
@@ -603,6 +627,7 @@ def calibrate(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibration JSON."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers of each file."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: fit its score as one more signal."),
 ):
     """Fit how the signals combine into a score on human grades; save it as JSON."""
     from rich.markup import escape
@@ -616,8 +641,13 @@ def calibrate(
         raise InputError(f"--out: {out} exists (use --force to overwrite)")
     s = _settings()
     embedder = make_embedder(s)
+    scorer = None
+    if model is not None:
+        from grader.training import TrainedModel
+
+        scorer = TrainedModel.load(model, threads=s.thread_count())
     with _signal_progress("Embedding") as cb:
-        cal = calibrate_files(files, embedder, limit=limit, progress=cb)
+        cal = calibrate_files(files, embedder, limit=limit, progress=cb, scorer=scorer)
     save_calibration(cal, out)
     con = _console()
     for i, fit in enumerate(cal.fits):

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     keyword_weight: float = Field(default=0.6, ge=0)
     semantic_weight: float = Field(default=0.4, ge=0)
     calibration: Path | None = Field(default=None, description="Calibration JSON file.")
+    trained_model: Path | None = Field(
+        default=None, description="Folder of a model from `grader train`: its score joins the calibration's signals."
+    )
 
     # LLM: the openai client's own variable names, so existing set-ups work unchanged.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")

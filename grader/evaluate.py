@@ -252,6 +252,7 @@ def grouped_folds(groups: Sequence[str], k: int) -> list[tuple[np.ndarray, np.nd
 
 def cross_validate(
     X: np.ndarray, rows: Sequence[GradedRow], k: int, template: Calibration,
+    names: Sequence[str] = SIGNALS,
 ) -> np.ndarray:
     """Out-of-fold fractions: each fold scored by a calibration fitted on the other folds,
     with the template's signals and settings (grouped by question; each training question
@@ -266,12 +267,12 @@ def cross_validate(
     for train, test in grouped_folds(groups, k):
         keep = train[~empty[train]]
         try:
-            cal = fit_calibration(X[keep], y[keep], SIGNALS, template.model, feature_sets,
+            cal = fit_calibration(X[keep], y[keep], names, template.model, feature_sets,
                                   weight=question_weights([groups[i] for i in keep]),
                                   alpha=alpha, link=link, stretch=stretch)
         except InputError as exc:
             raise InputError(f"--cv {k}: a fold has too few answers to fit on ({exc})") from None
-        out[test] = cal.predict(X[test], SIGNALS, empty[test])
+        out[test] = cal.predict(X[test], names, empty[test])
     return out
 
 
@@ -285,20 +286,22 @@ def evaluate(
     calibration_name: str = "default",
     progress: Progress | None = None,
     X: np.ndarray | None = None,
+    names: Sequence[str] = SIGNALS,
 ) -> Evaluation:
-    """Zero-shot agreement, and with `cv` the K-fold figure grouped by question."""
+    """Zero-shot agreement, and with `cv` the K-fold figure grouped by question; `X` (columns
+    `names`) when the signals are already computed, e.g. with a trained model's score."""
     t0 = time.perf_counter()
     if X is None:
         X = signals_for(rows, embedder, progress)
     human = np.array([r.score for r in rows])
     max_s = np.array([r.max_score for r in rows])
     step = scale_step(rows)
-    zs = calibration.predict(X, SIGNALS, empty_mask(rows)) * max_s
+    zs = calibration.predict(X, names, empty_mask(rows)) * max_s
     zero = metrics(human, zs, max_s, step)
     cvm = None
     head_pred = zs
     if cv:
-        cvp = cross_validate(X, rows, cv, calibration) * max_s
+        cvp = cross_validate(X, rows, cv, calibration, names) * max_s
         cvm = metrics(human, cvp, max_s, step)
         head_pred = cvp
     head = cvm or zero
@@ -324,33 +327,56 @@ def calibrate_files(
     feature_sets: list[list[str]] | None = None,
     progress: Progress | None = None,
     note: str | None = None,
+    scorer=None,
 ) -> Calibration:
     """A calibration fitted on one or more graded files pooled, each file weighing the same
     in total (so a large file does not dominate) and within a file each question the same,
-    empty answers left out."""
-    from grader.calibration import DEFAULT_FEATURE_SETS, FittedOn, file_sha256
+    empty answers left out.  With `scorer` (a trained model), its score is one more signal."""
+    from grader.calibration import FittedOn, file_sha256
 
     if not paths:
         raise InputError("calibrate: give at least one graded file")
-    Xs, ys, ws, info = [], [], [], []
+    parts = []
     for path in paths:
         rows = read_graded(path, limit)
+        parts.append((rows, FittedOn(
+            file=Path(path).name, sha256=file_sha256(Path(path)), rows=len(rows),
+            questions=len({r.question_id for r in rows}), weight=round(1.0 / len(paths), 4),
+        )))
+    return calibrate_rows(parts, embedder, feature_sets=feature_sets, progress=progress, note=note,
+                          scorer=scorer)
+
+
+def calibrate_rows(parts, embedder: Embedder, *, feature_sets: list[list[str]] | None = None,
+                   progress: Progress | None = None, note: str | None = None, scorer=None) -> Calibration:
+    """`calibrate_files` on rows already read: `parts` are (rows, FittedOn) pairs."""
+    from grader.calibration import DEFAULT_FEATURE_SETS, MODEL_SIGNAL
+
+    names = list(SIGNALS)
+    feature_sets = feature_sets or DEFAULT_FEATURE_SETS
+    if scorer is not None:
+        names.append(MODEL_SIGNAL)
+        feature_sets = [[*fs, MODEL_SIGNAL] for fs in feature_sets]
+    Xs, ys, ws = [], [], []
+    for rows, _ in parts:
         X = signals_for(rows, embedder, progress)
+        if scorer is not None:
+            got = scorer.score([r.reference_answer for r in rows], [r.answer for r in rows])
+            X = np.hstack([X, np.round(np.asarray(got, dtype=float), 4)[:, None]])
         keep = ~empty_mask(rows)
         Xs.append(X[keep])
         ys.append(np.array([r.score / r.max_score for r in rows])[keep])
         qw = question_weights([r.question_id for r, k in zip(rows, keep) if k])
         ws.append(qw / max(1e-12, qw.sum()))
-        info.append(FittedOn(
-            file=Path(path).name, sha256=file_sha256(Path(path)), rows=len(rows),
-            questions=len({r.question_id for r in rows}), weight=round(1.0 / len(paths), 4),
-        ))
     X, y, w = np.vstack(Xs), np.concatenate(ys), np.concatenate(ws)
     w = w * len(w) / w.sum()
-    return fit_calibration(
-        X, y, SIGNALS, embedder.name, feature_sets or DEFAULT_FEATURE_SETS, weight=w,
-        fitted_on=info, note=note,
+    cal = fit_calibration(
+        X, y, names, embedder.name, feature_sets, weight=w,
+        fitted_on=[info for _, info in parts], note=note,
     )
+    if scorer is not None:
+        cal.trained_model = scorer.name
+    return cal
 
 
 def fit_on_sets(parts, model_name: str, feature_sets, *, alpha: float, link: str):

