@@ -669,6 +669,8 @@ def rubric_draft(
     qid: str = typer.Option("drafted", "--id", help="With --reference: the rubric's question_id."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the TOML here instead of printing it."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    llm: bool = typer.Option(False, "--llm", help="Let the configured LLM propose the rubric (see README); the plain draft if it fails."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="With --llm: ask again even if the reply is cached."),
 ):
     """Draft a rubric (TOML) from a model answer: key concepts with weights and synonyms."""
     import tomllib
@@ -687,7 +689,26 @@ def rubric_draft(
         if not reference.strip():
             raise InputError("--reference: the model answer is empty")
         rid, ref, qtext = slug(qid), reference, question_text or ""
-    text = rubric_toml(draft_rubric(rid, ref, qtext), qtext)
+    if out is not None and out.exists() and not force:  # before a request is spent
+        raise InputError(f"--out: {out} exists (use --force to overwrite)")
+    if llm:
+        from rich.markup import escape
+
+        from grader.llm.drafting import draft_rubric_llm
+
+        provider = _llm_provider(_settings(), no_cache)  # ConfigError when not set up
+        err = _console(stderr=True)
+        with err.status("Asking the LLM…"):
+            drafted = draft_rubric_llm(provider, rid, ref, qtext)
+        if drafted.warning:
+            err.print(f"[yellow]warning:[/] --llm: {escape(drafted.warning)}; using the plain draft instead",
+                      soft_wrap=True)
+        else:
+            for note in drafted.notes:
+                err.print(f"note: --llm: {escape(note)}", soft_wrap=True)
+        text = drafted.toml(qtext)
+    else:
+        text = rubric_toml(draft_rubric(rid, ref, qtext), qtext)
     try:
         Rubric.model_validate(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:  # pragma: no cover - drafting bug

@@ -7,11 +7,13 @@ by how specific they are (words, length, repeats in the reference) and the best 
 concepts.  Synonyms come from the reference itself: an acronym and its expansion
 ("artificial neural network (ANN)"), a joined spelling ("data point" / "datapoint"), a
 three-word phrase's words in pairs.  Matching is already inflection-, case- and
-typo-tolerant (grader.scoring.keywords).  Drafting with an LLM (`--llm`) is not implemented yet.
+typo-tolerant (grader.scoring.keywords).  With `--llm` the configured LLM proposes the
+rubric instead (grader.llm.drafting), and this draft is the fallback when it fails.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -205,7 +207,8 @@ def rubric_toml(rubric: Rubric, question: str = "") -> str:
     """The rubric as TOML in the layout of rubrics/*.toml (tomllib reads it back)."""
 
     def s(v: str) -> str:
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+        # A JSON string is a TOML basic string, except that TOML also forbids a raw DEL.
+        return json.dumps(" ".join(v.split()), ensure_ascii=False).replace("\x7f", "\\u007f")
 
     lines = []
     if question:
@@ -226,5 +229,14 @@ def rubric_toml(rubric: Rubric, question: str = "") -> str:
             f"required = {'true' if c.required else 'false'}",
             "terms = [" + ", ".join(s(t) for t in c.terms) + "]",
             f"hint = {s(c.hint)}",
+        ]
+    for m in rubric.misconceptions:
+        lines += [
+            "",
+            "[[misconceptions]]",
+            f"name = {s(m.name)}",
+            "terms = [" + ", ".join(s(t) for t in m.terms) + "]",
+            f"why = {s(m.why)}",
+            f"penalty = {m.penalty:g}",
         ]
     return "\n".join(lines) + "\n"

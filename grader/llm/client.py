@@ -191,7 +191,8 @@ class OpenAIFeedback:
 
     # ------------------------------------------------------------------ requests
 
-    def _params(self) -> dict:
+    def params(self) -> dict:
+        """Sampling parameters of every request (temperature 0, the seed, the token limit)."""
         p: dict = {"temperature": 0, "seed": self.options.llm_seed}
         if self.kind == "openai":
             p["max_completion_tokens"] = self.options.llm_max_tokens
@@ -208,7 +209,7 @@ class OpenAIFeedback:
             "server": self.base_url or OPENAI_URL,
             "model": self.model,
             "messages": P.build_messages(question, rubric, answer),
-            "params": self._params(),
+            "params": self.params(),
             "schema": self._schema(rubric, P.answer_text(answer)),
         })
 
@@ -231,12 +232,12 @@ class OpenAIFeedback:
         return wait_exponential_jitter(multiplier=o.llm_backoff, max=o.llm_backoff_max,
                                        jitter=o.llm_backoff)(state)
 
-    def _create(self, messages: list[dict], mode: str, schema: dict, counter: list[int]):
-        kwargs = dict(model=self.model, messages=messages, **self._params())
+    def _create(self, messages: list[dict], mode: str, schema: dict, counter: list[int], name: str = "answer_review"):
+        kwargs = dict(model=self.model, messages=messages, **self.params())
         if mode == "json_schema":
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "answer_review", "strict": True, "schema": schema},
+                "json_schema": {"name": name, "strict": True, "schema": schema},
             }
         elif mode == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
@@ -251,12 +252,12 @@ class OpenAIFeedback:
         )
         return retrying(once)
 
-    def _complete(self, messages: list[dict], schema: dict, counter: list[int]):
+    def complete(self, messages: list[dict], schema: dict, counter: list[int], name: str = "answer_review"):
         """(text, prompt tokens, completion tokens, mode); falls back across MODES on 400/422."""
         start = self._mode
         for i in range(start, len(MODES)):
             try:
-                resp = self._create(messages, MODES[i], schema, counter)
+                resp = self._create(messages, MODES[i], schema, counter, name)
             except (openai.BadRequestError, openai.UnprocessableEntityError):
                 if i == len(MODES) - 1:
                     raise
@@ -275,7 +276,8 @@ class OpenAIFeedback:
             )
         raise AssertionError("unreachable")
 
-    def _error_text(self, exc: BaseException, tries: int) -> str:
+    def error_text(self, exc: BaseException, tries: int) -> str:
+        """One line saying why a request failed, with the API key scrubbed out."""
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if isinstance(exc, openai.APIStatusError):
             name = f"HTTP {exc.status_code}"
@@ -290,7 +292,12 @@ class OpenAIFeedback:
         text = f"{name}: {msg}"[:300] if msg else name
         if tries > 1:
             text += f" (after {tries} requests)"
-        return scrub(text, self._key if self._key != DUMMY_KEY else None)
+        return scrub(text, self.secret)
+
+    @property
+    def secret(self) -> str | None:
+        """The API key to scrub from anything shown (None when there is none)."""
+        return self._key if self._key != DUMMY_KEY else None
 
     # ------------------------------------------------------------------ review
 
@@ -307,7 +314,7 @@ class OpenAIFeedback:
         try:
             return self._review(question, rubric, text, base, counter)
         except Exception as exc:  # noqa: BLE001 - the promise: the run goes on, error recorded
-            return LLMReview(**base, error=self._error_text(exc, counter[0]), requests=counter[0])
+            return LLMReview(**base, error=self.error_text(exc, counter[0]), requests=counter[0])
 
     def _review(self, question, rubric, text, base, counter) -> LLMReview:
         schema = self._schema(rubric, text)
@@ -321,7 +328,7 @@ class OpenAIFeedback:
             except InvalidReply:
                 pass  # an unreadable row (older version): ask again
         messages = P.build_messages(question, rubric, text)
-        content, pt, ct, mode = self._complete(messages, schema, counter)
+        content, pt, ct, mode = self.complete(messages, schema, counter)
         repaired = False
         try:
             reply = parse_reply(content, rubric)
@@ -331,13 +338,13 @@ class OpenAIFeedback:
                 {"role": "assistant", "content": (content or "")[:8000]},
                 P.repair_message(str(exc)),
             ]
-            content, pt2, ct2, mode = self._complete(messages, schema, counter)
+            content, pt2, ct2, mode = self.complete(messages, schema, counter)
             pt, ct = pt + pt2, ct + ct2
             try:
                 reply = parse_reply(content, rubric)
             except InvalidReply as exc2:
                 return LLMReview(
-                    **base, error=self._error_text(InvalidReply(f"{exc2} (after one repair)"), counter[0]),
+                    **base, error=self.error_text(InvalidReply(f"{exc2} (after one repair)"), counter[0]),
                     requests=counter[0], prompt_tokens=pt, completion_tokens=ct, repaired=True,
                     response_format=mode,
                 )
