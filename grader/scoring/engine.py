@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,8 @@ from grader.scoring.text import Sentence, analyse, clean
 MAX_ANSWER_CHARS = 20_000
 # Sentences beyond this many are not embedded one by one.
 MAX_SENTENCES = 64
+# Texts per embed call in `embed_texts`: a multiple of the usual batch size (64).
+EMBED_SLICE = 512
 
 
 class PairScorer(Protocol):
@@ -71,14 +73,20 @@ class Grader:
         """Score one answer."""
         return self.grade_many([Item(question, rubric, answer)])[0]
 
-    def grade_many(self, items: Sequence[Item], *, with_answer_vectors: bool = False):
+    def grade_many(self, items: Sequence[Item], *, with_answer_vectors: bool = False,
+                   vectors: dict[str, np.ndarray] | None = None):
         """Score many answers, embedding every distinct text once.
 
-        With `with_answer_vectors`, also returns each whole answer's vector (None if empty).
+        With `with_answer_vectors`, also returns each whole answer's vector (None if empty);
+        `vectors` are texts already embedded (`embed_texts`), not embedded again.
         """
         prepared = [self._prepare(it) for it in items]
         texts = list(dict.fromkeys(t for p in prepared for t in self._texts(p)))
-        vectors = self._embed(texts)
+        if vectors is None:
+            vectors = self._embed(texts)
+        else:
+            fresh = self._embed([t for t in texts if t not in vectors])
+            vectors = {t: fresh[t] if t in fresh else vectors[t] for t in texts}
         results = [self._score(p, vectors) for p in prepared]
         extra = None
         if self.scorer is not None:
@@ -98,6 +106,19 @@ class Grader:
         keys = [clean(p.text) if p.sentences else None for p in prepared]
         vectors = self._embed(list(dict.fromkeys(k for k in keys if k)))
         return [vectors[k] if k else None for k in keys]
+
+    def embed_texts(self, texts: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        """Embed distinct texts longest first, in slices: batches of like lengths pad little
+        (grading chunk by chunk padded about 20% more), and a cached embedder keeps each slice
+        as soon as it is done.  `progress(n)` after each slice."""
+        order = sorted(dict.fromkeys(texts), key=len, reverse=True)
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(order), EMBED_SLICE):
+            part = order[i:i + EMBED_SLICE]
+            out.update(self._embed(part))
+            if progress:
+                progress(len(part))
+        return out
 
     def texts_for(self, items: Iterable[Item]) -> list[str]:
         """Every distinct text grading these items embeds (for batching and benchmarks)."""
