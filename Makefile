@@ -10,6 +10,7 @@ export MKL_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test bench bench-accuracy clean
+.PHONY: bench-onnx
 
 setup: $(STAMP)
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	# compat mode: a plain path entry, no import hook to slow down every start.
-	$(BIN)/pip install -q -e '.[dev,ray]' --config-settings editable_mode=compat
+	$(BIN)/pip install -q -e '.[dev,ray,onnx]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 run: setup
@@ -32,6 +33,7 @@ test: setup
 # Speed and memory figures (about 15-25 minutes on 2 cores): bench/results/performance.md
 bench: setup
 	$(BIN)/python bench/performance.py
+	$(BIN)/python bench/onnx_backend.py --out bench/results/onnx.md
 
 clean:
 	rm -rf $(VENV) .cache reports .pytest_cache
@@ -39,6 +41,10 @@ clean:
 # Agreement with human graders on ../shared/datasets (zero-shot, 5-fold grouped CV, leave-one-set-out).
 bench-accuracy: setup
 	$(BIN)/python bench/accuracy.py --out bench/results/accuracy.md
+
+# The ONNX embedding backend against torch: speed and Pearson on ../shared/datasets: bench/results/onnx.md
+bench-onnx: setup
+	$(BIN)/python bench/onnx_backend.py --out bench/results/onnx.md
 
 # ----------------------------------------------------------------------------- local LLM
 # A real OpenAI-compatible server, offline: llama.cpp's llama-server built from the

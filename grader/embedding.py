@@ -6,7 +6,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -151,18 +151,42 @@ class CachedEmbedder:
         return np.stack([found[k] for k in keys])
 
 
+def _sentence_transformers(settings: "Settings") -> Embedder:
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        threads=settings.thread_count(),
+        batch_size=settings.embedding_batch_size,
+    )
+
+
+def _openai(settings: "Settings") -> Embedder:
+    from grader.embedding_openai import OpenAIEmbedder
+
+    return OpenAIEmbedder.from_settings(settings)
+
+
+def _onnx(settings: "Settings") -> Embedder:
+    from grader.embedding_onnx import OnnxEmbedder
+
+    return OnnxEmbedder.from_settings(settings)
+
+
+# GRADER_EMBEDDING_BACKEND -> factory; a backend's module is imported only when it is chosen.
+BACKENDS: dict[str, Callable[["Settings"], Embedder]] = {
+    "sentence-transformers": _sentence_transformers,
+    "openai": _openai,
+    "onnx": _onnx,
+}
+
+
 def make_embedder(settings: "Settings", *, cache: bool = True) -> Embedder:
     """The configured embedder, cached on disk unless asked not to be."""
-    if settings.embedding_backend == "openai":
-        from grader.embedding_openai import OpenAIEmbedder
-
-        inner: Embedder = OpenAIEmbedder.from_settings(settings)
-    else:
-        inner = SentenceTransformerEmbedder(
-            settings.embedding_model,
-            threads=settings.thread_count(),
-            batch_size=settings.embedding_batch_size,
-        )
+    try:
+        factory = BACKENDS[settings.embedding_backend]
+    except KeyError:
+        raise ConfigError(f"unknown embedding backend {settings.embedding_backend!r} "
+                          f"(one of: {', '.join(BACKENDS)})") from None
+    inner = factory(settings)
     if not cache:
         return inner
     return CachedEmbedder(inner, settings.cache_dir / "embeddings.sqlite")
