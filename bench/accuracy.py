@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,24 +23,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import commit  # noqa: E402
+
 SETS = ["saf-train", "nn-exam", "semeval2013-train"]
 # The targets: metric and bar, with --cv 5 grouped by question.
 TARGETS = {"saf-train": ("pearson", 0.45), "nn-exam": ("pearson", 0.62), "semeval2013-train": ("qwk", 0.42)}
 METRICS = ["pearson", "spearman", "qwk", "rmse", "mae"]
 
 
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        sha = out.stdout.strip()
-        if out.returncode != 0 or not sha:
-            return "uncommitted"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "uncommitted"
 
 
 def main() -> int:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import commit, machine  # noqa: E402
 
 SETS = ["saf-train", "nn-exam", "semeval2013-train"]
 CHUNK = 1024  # texts per timed chunk (16 batches of 64)
@@ -51,31 +52,8 @@ print(time.perf_counter() - t)
 """
 
 
-def commit() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = " · load average at start %.1f" % os.getloadavg()[0]
-    except OSError:
-        load = ""
-    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}{load}"
 
 
 class Recorder:
@@ -159,7 +137,7 @@ def main() -> int:
     env.pop("GRADER_EMBEDDING_MODEL", None)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("GRADER_", "OMP_", "MKL_", "OPENBLAS_", "TOKENIZERS_"))})
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
-    started = machine()
+    started = machine(load=True)
 
     from grader.calibration import load_calibration
     from grader.embedding import SentenceTransformerEmbedder

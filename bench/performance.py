@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ BIN = Path(sys.executable).parent
 PY = sys.executable
 THREADS = os.environ.get("GRADER_THREADS", "2")
 
+from bench.common import commit, machine  # noqa: E402
 from bench.gen import generate, write  # noqa: E402
 
 # Runs a command and prints its wall time and peak RSS (of the command alone, not of this script).
@@ -122,26 +122,8 @@ def median_wall(cmd: list[str], env: dict, n: int = 5) -> float:
     return statistics.median(measure(cmd, env)["wall"] for _ in range(n))
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def commit() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def write_scale(raw: dict, rows: int, threads: int, out: Path) -> None:

@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--sets", nargs="*", default=SETS)
     args = ap.parse_args()
 
-    from accuracy import commit
+    from bench.common import commit
 
     from grader.calibration import load_calibration
     from grader.config import get_settings

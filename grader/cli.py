@@ -433,7 +433,7 @@ def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark
                 custom.setdefault(r.question_id, r)
     pairs = detector.pairs()
     records = lambda: ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank,  # noqa: E731
-                                      custom, grader.embedder.name)
+                                      custom, grader.embedder.name, grader.scored_by()["trained_model"])
     report = lambda: build_report(records(), source=src.display, pass_mark=pass_mark, pairs=pairs,  # noqa: E731
                                   pairs_total=detector.total, model=" + ".join(m for m in grader.scored_by().values() if m),
                                   n_rows_hint=len(plan.candidates) * len(plan.question_ids))

@@ -204,7 +204,8 @@ def test_batch_with_model_records_it_in_every_result_and_resume_checks_it(traine
     name = TrainedModel.load(res.out, threads=1).name
     src = ROOT / "examples" / "candidates.csv"
     results = tmp_path / "r.results.jsonl"
-    r = cli("batch", src, "--model", res.out, "--results", results, "-o", tmp_path / "r.md", "--quiet")
+    r = cli("batch", src, "--model", res.out, "--results", results, "-o", tmp_path / "r.md",
+            "-o", tmp_path / "all.jsonl", "--quiet")
     assert r.returncode in (0, 3), r.stderr
     recs = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(recs) >= 10
@@ -212,6 +213,9 @@ def test_batch_with_model_records_it_in_every_result_and_resume_checks_it(traine
     answered = [x for x in recs if x["band"] != "no answer"]
     assert answered and all(0 <= x["components"]["trained"] <= 1 for x in answered)
     assert name in (tmp_path / "r.md").read_text()
+    # the report's records, "no answer" rows for skipped questions included, say so too
+    every = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert len(every) >= len(recs) and all(x["trained_model"] == name for x in every)
     # resuming without the model would mix two scorings in one ranking
     r = cli("batch", src, "--results", results, "-o", tmp_path / "r2.md", "--resume", "--quiet")
     assert r.returncode != 0 and "trained_model" in r.stderr and "--force" in r.stderr

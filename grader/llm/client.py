@@ -23,10 +23,11 @@ import email.utils
 import json
 import threading
 import time
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import openai
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from tenacity import Retrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from grader.errors import ConfigError
@@ -39,6 +40,8 @@ from grader.llm.options import LLMOptions
 from grader.llm.schema import ReviewReply, reply_json_schema
 from grader.llm.scrub import scrub
 from grader.models import GradeResult, Question, Rubric
+
+M = TypeVar("M", bound=BaseModel)
 
 MODES = ("json_schema", "json_object", "text")
 DUMMY_KEY = "not-needed"
@@ -101,20 +104,26 @@ def extract_json(text: str) -> object:
     raise InvalidReply("the reply holds no JSON object")
 
 
-def parse_reply(text: str | None, rubric: Rubric | None) -> ReviewReply:
-    """Validate a reply text; raises InvalidReply with a message fit to send back."""
+def validate_reply(text: str | None, model: type[M]) -> M:
+    """The JSON object in a reply text as `model`; raises InvalidReply with a message fit to
+    send back to the LLM (at most 8 field errors)."""
     if not text or not text.strip():
         raise InvalidReply("the reply was empty")
     obj = extract_json(text)
     if not isinstance(obj, dict):
         raise InvalidReply("the reply must be a JSON object")
     try:
-        reply = ReviewReply.model_validate(obj)
+        return model.model_validate(obj)
     except ValidationError as exc:
         errs = "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:8]
         )
         raise InvalidReply(errs) from None
+
+
+def parse_reply(text: str | None, rubric: Rubric | None) -> ReviewReply:
+    """Validate a reply text; raises InvalidReply with a message fit to send back."""
+    reply = validate_reply(text, ReviewReply)
     if rubric and not reply.concepts:
         raise InvalidReply("concepts: list every rubric concept with its status")
     return reply

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from grader.drafting import GENERIC, draft_rubric, question_stems, rubric_toml, slug
 from grader.llm import prompt as P
 from grader.llm.cache import request_key
-from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, extract_json
+from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, validate_reply
+from grader.llm.schema import schema_builders
 from grader.llm.scrub import scrub
 from grader.models import Concept, Misconception, Rubric
 from grader.scoring.keywords import find_terms
@@ -135,14 +136,7 @@ def draft_json_schema(*, bounded: bool = False) -> dict:
     small local model from looping until it runs out of tokens.
     """
 
-    def array(items: dict, most: int) -> dict:
-        out: dict = {"type": "array", "items": items}
-        if bounded:
-            out["maxItems"] = most
-        return out
-
-    def string(longest: int) -> dict:
-        return {"type": "string", "maxLength": longest} if bounded else {"type": "string"}
+    array, string = schema_builders(bounded)
 
     def obj(props: dict) -> dict:
         return {"type": "object", "additionalProperties": False, "required": list(props),
@@ -168,18 +162,7 @@ def draft_json_schema(*, bounded: bool = False) -> dict:
 
 def parse_draft(text: str | None) -> DraftReply:
     """Validate a reply text; raises InvalidReply with a message fit to send back."""
-    if not text or not text.strip():
-        raise InvalidReply("the reply was empty")
-    obj = extract_json(text)
-    if not isinstance(obj, dict):
-        raise InvalidReply("the reply must be a JSON object")
-    try:
-        return DraftReply.model_validate(obj)
-    except ValidationError as exc:
-        errs = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:8]
-        )
-        raise InvalidReply(errs) from None
+    return validate_reply(text, DraftReply)
 
 
 # ----------------------------------------------------------------------------- reply -> rubric

@@ -89,6 +89,22 @@ class ReviewReply(_Reply):
         return max(0.0, min(1.0, s))
 
 
+def schema_builders(bounded: bool):
+    """(array(items, most), string(longest)): JSON Schema pieces, with maxItems/maxLength
+    only when `bounded` (api.openai.com's strict mode accepts neither)."""
+
+    def array(items: dict, most: int) -> dict:
+        out: dict = {"type": "array", "items": items}
+        if bounded:
+            out["maxItems"] = most
+        return out
+
+    def string(longest: int) -> dict:
+        return {"type": "string", "maxLength": longest} if bounded else {"type": "string"}
+
+    return array, string
+
+
 def reply_json_schema(
     concept_names: list[str], *, bounded: bool = False, quotes: list[str] | None = None
 ) -> dict:
@@ -105,15 +121,7 @@ def reply_json_schema(
     if concept_names:
         name = {"type": "string", "enum": concept_names}
 
-    def array(items: dict, most: int) -> dict:
-        out: dict = {"type": "array", "items": items}
-        if bounded:
-            out["maxItems"] = most
-        return out
-
-    def string(longest: int) -> dict:
-        return {"type": "string", "maxLength": longest} if bounded else {"type": "string"}
-
+    array, string = schema_builders(bounded)
     quote = {"type": "string", "enum": ["", *quotes]} if quotes else string(240)
     strings = array(string(100), 3)
     return {

@@ -70,8 +70,10 @@ class BatchReport(BaseModel):
 
 
 def ordered_records(results_path: Path, candidates: list[str], question_ids: list[str], bank: Bank,
-                    custom: dict[str, AnswerRow], model: str) -> Iterator[BatchRecord]:
-    """Graded records in input order, then a 'no answer' record for every skipped question."""
+                    custom: dict[str, AnswerRow], model: str,
+                    trained_model: str | None = None) -> Iterator[BatchRecord]:
+    """Graded records in input order, then a 'no answer' record for every skipped question
+    (recording the same models as the graded ones)."""
     index: list[tuple[int, int]] = []
     have: set[tuple[str, str]] = set()
     with open(results_path, "rb") as fh:
@@ -93,7 +95,8 @@ def ordered_records(results_path: Path, candidates: list[str], question_ids: lis
                 continue
             q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
             base = no_answer(q, bank.rubrics.get(qid), model)
-            yield BatchRecord(**base.model_dump(), candidate=cand, line=None, topic=q.topic)
+            yield BatchRecord(**base.model_dump(exclude={"trained_model"}), trained_model=trained_model,
+                              candidate=cand, line=None, topic=q.topic)
 
 
 def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
