@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from array import array
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
@@ -32,25 +35,55 @@ class CopyPair(BaseModel):
 class CopyDetector:
     """Collects answer vectors per question while a batch runs; pairs them up at the end.
 
-    Vectors are kept as float16 (768 bytes per answer for MiniLM), and comparison happens
-    within each question only, so the work never grows with the square of the whole file.
+    Vectors go to one temporary file per question as float16 (768 bytes per answer for
+    MiniLM), written in blocks, so memory holds only a candidate number and a 16-byte digest
+    per answer: a 50,000-answer batch would otherwise keep ~45 MB of vectors.  Comparison
+    happens within each question only, so the work never grows with the square of the file.
     """
+
+    # Vector bytes kept per question before they are appended to its file.
+    BLOCK_BYTES = 16 * 1024
 
     def __init__(self, threshold: float = NEAR_DUPLICATE, max_pairs: int = MAX_PAIRS):
         self.threshold = threshold
         self.max_pairs = max_pairs
         self.total = 0  # pairs found, listed or not (set by pairs())
-        self._cands: dict[str, list[str]] = defaultdict(list)
-        self._vecs: dict[str, list[np.ndarray]] = defaultdict(list)
-        self._digests: dict[str, list[bytes]] = defaultdict(list)
+        self._names: dict[str, int] = {}  # candidate -> number
+        self._cands: dict[str, array] = defaultdict(lambda: array("i"))
+        self._digests: dict[str, bytearray] = defaultdict(bytearray)
+        self._pending: dict[str, bytearray] = defaultdict(bytearray)
+        self._files: dict[str, Path] = {}
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self._dim = 0
 
     def add(self, question_id: str, candidate: str, answer: str, vector: np.ndarray | None) -> None:
         words = tokens(answer)
         if len(words) < MIN_WORDS or vector is None:
             return
-        self._cands[question_id].append(candidate)
-        self._vecs[question_id].append(np.asarray(vector, dtype=np.float16))
-        self._digests[question_id].append(hashlib.blake2b(" ".join(words).encode(), digest_size=16).digest())
+        vec = np.asarray(vector, dtype="<f2").ravel()
+        self._dim = self._dim or vec.shape[0]
+        self._cands[question_id].append(self._names.setdefault(candidate, len(self._names)))
+        self._digests[question_id] += hashlib.blake2b(" ".join(words).encode(), digest_size=16).digest()
+        buf = self._pending[question_id]
+        buf += vec.tobytes()
+        if len(buf) >= self.BLOCK_BYTES:
+            self._spill(question_id)
+
+    def _spill(self, qid: str) -> None:
+        buf = self._pending[qid]
+        if not buf:
+            return
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="grader-copies-")
+        path = self._files.setdefault(qid, Path(self._dir.name) / f"{len(self._files)}.f16")
+        with open(path, "ab") as fh:
+            fh.write(buf)
+        buf.clear()
+
+    def _vectors(self, qid: str) -> np.ndarray:
+        """One question's vectors, float32, read back from its file."""
+        self._spill(qid)
+        return np.fromfile(self._files[qid], dtype="<f2").reshape(-1, self._dim).astype(np.float32)
 
     def pairs(self) -> list[CopyPair]:
         """The closest pairs (at most max_pairs) above the threshold or exactly equal; sets `total`.
@@ -82,12 +115,13 @@ class CopyDetector:
             # A pair enters a full list only with a (rounded) similarity above its lowest.
             return keep[0][0] if len(keep) >= self.max_pairs else None
 
-        for qid in sorted(self._vecs):
-            cands = self._cands[qid]
-            ids = {c: k for k, c in enumerate(dict.fromkeys(cands))}
-            cid = np.array([ids[c] for c in cands])
-            mat = np.stack(self._vecs[qid]).astype(np.float32)
-            digests = self._digests[qid]
+        names = list(self._names)
+        for qid in sorted(self._cands):
+            cid = np.frombuffer(self._cands[qid], dtype=np.int32)
+            cands = [names[k] for k in cid]
+            mat = self._vectors(qid)
+            raw = bytes(self._digests[qid])
+            digests = [raw[k:k + 16] for k in range(0, len(raw), 16)]
             dig_id = {d: k for k, d in enumerate(dict.fromkeys(digests))}
             did = np.array([dig_id[d] for d in digests])
             for start in range(0, len(cands), 1024):
