@@ -24,6 +24,8 @@ CHUNK_ROWS = 256
 # sorting across 256 rows only padded batches about 20% more than one sort over the file,
 # 2048 rows about 4% (bench/performance.py measures the whole).
 WINDOW_ROWS = 2048
+# ...and at most this many chunks, so that a small --chunk-size still means small steps.
+WINDOW_CHUNKS = 8
 # Share of a window's progress that its embedding stands for (the rest: grading, writing).
 EMBED_SHARE = 0.9
 
@@ -197,7 +199,7 @@ def run_batch(
                            already_done=0, skipped=plan.problems)
     window: list[AnswerRow] = []
     resumed: list[AnswerRow] = []
-    window_rows = max(chunk_rows, WINDOW_ROWS)
+    window_rows = max(chunk_rows, min(WINDOW_ROWS, WINDOW_CHUNKS * chunk_rows))
 
     def flush_resumed():
         # Rows graded by an earlier run still take part in copy detection; their vectors
