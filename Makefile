@@ -9,8 +9,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test bench bench-accuracy clean
-.PHONY: bench-onnx
+.PHONY: setup run test bench bench-accuracy bench-onnx clean
 
 setup: $(STAMP)
 

@@ -261,8 +261,7 @@ def run_batch(
                 continue
             if row.key in done:
                 summary.already_done += 1
-                if on_progress:
-                    on_progress(1)
+                tick(1)
                 resumed.append(row)
                 if len(resumed) >= chunk_rows:
                     flush_resumed()

@@ -446,8 +446,6 @@ def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarr
     from grader.evaluate import empty_mask, grouped_folds, metrics, question_weights, scale_step
     from grader.features import SIGNALS
 
-    if X.shape[1] > len(SIGNALS):  # the trained score is already a column
-        X = X[:, :len(SIGNALS)]
     human = np.array([r.score for r in rows])
     max_s = np.array([r.max_score for r in rows])
     step = scale_step(rows)
