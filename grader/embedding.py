@@ -36,6 +36,18 @@ def configure_threads(n: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def text_lengths(embedder: Embedder, texts: Sequence[str]) -> list[int]:
+    """How long each text is for this embedder: its own count (tokens) where it has one,
+    else characters.  Only compared among texts for the same embedder."""
+    lengths = getattr(embedder, "lengths", None)
+    return lengths(texts) if lengths is not None else [len(t) for t in texts]
+
+
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Indices by length, longest first, ties in input order (so the order is reproducible)."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
 def resolve_model_path(name: str) -> str:
     """The packaged model's folder for its short name; any other name or path as given."""
     if name in (PACKAGED_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
@@ -97,18 +109,33 @@ class SentenceTransformerEmbedder:
                 _MODELS[self.name] = self._model
         return self._model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the model's tokens (after truncation)."""
         model = self._load()
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-        vecs = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vecs, dtype=np.float32)
+            return []
+        ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
+        return [len(x) for x in ids]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._load()
+        # Renamed in sentence-transformers 5; the old name warns there.
+        dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        # Batches of like token counts: encode() groups by characters, which padded 15% more
+        # tokens than this on the bench's answers (code and symbols are short in characters
+        # and long in tokens), so each batch goes to encode() on its own, in token order.
+        order = longest_first(self.lengths(texts))
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            out[idx] = model.encode(
+                [texts[j] for j in idx],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return out
 
 
 class CachedEmbedder:
@@ -128,8 +155,7 @@ class CachedEmbedder:
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [self._key(t) for t in texts]
+    def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
@@ -137,6 +163,20 @@ class CachedEmbedder:
                 q = "SELECT key, vec FROM emb WHERE key IN (%s)" % ",".join("?" * len(chunk))
                 for k, blob in self._db.execute(q, chunk):
                     found[k] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """The inner embedder's lengths for texts not cached; 0 for cached ones, which cost
+        nothing to embed (so a warm run never loads the model to measure them)."""
+        keys = [self._key(t) for t in texts]
+        found = self._lookup(keys)
+        missing = [t for t, k in zip(texts, keys) if k not in found]
+        sizes = dict(zip(missing, text_lengths(self.inner, missing))) if missing else {}
+        return [sizes.get(t, 0) for t in texts]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        found = self._lookup(keys)
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
         if missing:
             vecs = self.inner.embed(missing)

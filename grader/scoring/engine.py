@@ -8,12 +8,12 @@ from typing import Protocol
 
 import numpy as np
 
-from grader.embedding import Embedder
+from grader.embedding import Embedder, longest_first, text_lengths
 from grader.models import ConceptResult, GradeResult, MisconceptionResult, Question, Rubric, Weights
 from grader.scoring import flags as F
 from grader.scoring import semantic as S
 from grader.scoring.combine import combine, no_answer
-from grader.scoring.keywords import find_terms
+from grader.scoring.keywords import Vocabulary, find_terms
 from grader.scoring.text import Sentence, analyse, clean
 
 # Interview answers are a few paragraphs; beyond this, text is not read (and is flagged),
@@ -112,10 +112,11 @@ class Grader:
         return [vectors[k] if k else None for k in keys]
 
     def embed_texts(self, texts: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-        """Embed distinct texts longest first, in slices: batches of like lengths pad little
+        """Embed distinct texts longest first (in the embedder's tokens), in slices: batches of like lengths pad little
         (grading chunk by chunk padded about 20% more), and a cached embedder keeps each slice
         as soon as it is done.  `progress(n)` after each slice."""
-        order = sorted(dict.fromkeys(texts), key=len, reverse=True)
+        distinct = list(dict.fromkeys(texts))
+        order = [distinct[i] for i in longest_first(text_lengths(self.embedder, distinct))]
         out: dict[str, np.ndarray] = {}
         for i in range(0, len(order), EMBED_SLICE):
             part = order[i:i + EMBED_SLICE]
@@ -197,8 +198,9 @@ class Grader:
             svecs = np.stack([vec[s.text] for s in sents])
             cvecs = np.stack([vec[c.description] for c in rubric.concepts])
             best, which = S.concept_similarities(svecs, cvecs)
+            vocab = Vocabulary(p.sentences)
             for m in rubric.misconceptions:
-                hit = find_terms(m.terms, p.sentences, claims=True)
+                hit = find_terms(m.terms, p.sentences, claims=True, vocab=vocab)
                 if hit:
                     misconceptions.append(MisconceptionResult(
                         name=m.name, penalty=m.penalty, evidence=hit.sentence.text, why=m.why
@@ -208,7 +210,7 @@ class Grader:
             wrong = {m.evidence for m in misconceptions}
             usable = [s for s in p.sentences if s.text not in wrong]
             for i, c in enumerate(rubric.concepts):
-                hit = find_terms(c.terms, usable)
+                hit = find_terms(c.terms, usable, vocab=vocab)
                 if hit:
                     concepts.append(ConceptResult(
                         name=c.name, weight=c.weight, required=c.required, matched=True,

@@ -8,7 +8,7 @@ from itertools import product
 
 from rapidfuzz.distance import Levenshtein
 
-from grader.scoring.text import NEGATIONS, Sentence, Token, term_stems, tokens
+from grader.scoring.text import NEGATIONS, STOPWORDS, Sentence, Token, term_stems, tokens
 
 # A phrase matches when its words fall inside this many tokens beyond the phrase's own
 # length, so "replaces the entire stored resource" still shows "replace entire resource".
@@ -73,8 +73,9 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
         found = sorted(set(sentence.by_form.get(st, [])) | set(sentence.by_form.get(raw, [])))
         if not found and _typo_budget(raw):
             found = [t.pos for t in sentence.by_initial.get(raw[0], ()) if _fuzzy(t.raw, t.stem, raw, st)]
-        if not found:
-            # A term made only of stopwords ("no") can still match the raw tokens.
+        if not found and raw in STOPWORDS:
+            # A term made only of stopwords ("no") can still match the raw tokens (a content
+            # word would have been in by_form already).
             found = [i for i, t in enumerate(sentence.all_tokens) if t == raw]
         if not found:
             return None
@@ -133,13 +134,48 @@ def is_negated(hit: Hit) -> bool:
     return found > own
 
 
+class Vocabulary:
+    """Every word form of an answer's sentences, to rule terms out before any sentence is
+    searched: a term with a word shown nowhere cannot match one sentence."""
+
+    def __init__(self, sentences: list[Sentence]):
+        self.forms: set[str] = set()
+        self.initials: dict[str, list[Token]] = {}
+        self.raws: set[str] = set()
+        for s in sentences:
+            self.forms.update(s.by_form)
+            for k, toks in s.by_initial.items():
+                self.initials.setdefault(k, []).extend(toks)
+            self.raws.update(s.all_tokens)
+
+    def _shows(self, raw: str, st: str) -> bool:
+        # The same tests as find_in_sentence, over the whole answer.
+        if st in self.forms or raw in self.forms:
+            return True
+        if _typo_budget(raw):
+            for t in self.initials.get(raw[0], ()):
+                if _fuzzy(t.raw, t.stem, raw, st):
+                    return True
+        return raw in STOPWORDS and raw in self.raws
+
+    def may_show(self, term: str) -> bool:
+        """False when the term cannot match any sentence of the answer."""
+        words = _compile(term)
+        return bool(words) and all(self._shows(r, s) for r, s in words)
+
+
 def find_terms(
-    terms: list[str], sentences: list[Sentence], *, claims: bool = False
+    terms: list[str], sentences: list[Sentence], *, claims: bool = False, vocab: Vocabulary | None = None
 ) -> Hit | None:
     """The first sentence (in answer order) showing any of the terms.
 
     With `claims` (misconceptions), words must come in order and a negated hit is ignored.
     """
+    # `vocab` may cover more sentences than these (a superset rules out no less safely).
+    vocab = vocab or Vocabulary(sentences)
+    terms = [t for t in terms if vocab.may_show(t)]
+    if not terms:
+        return None
     for sentence in sentences:
         if not claims:
             for term in terms:
