@@ -28,6 +28,14 @@ that restates the question has shown nothing.  The signals (SIGNALS, in this ord
   answer compares with the others, whatever the reference's length or wording); like
   peer, only with enough answers per question, else NaN.
 
+Before any signal, TeX math markup ($w_{new} = \\eta \\cdot x$) in the question, reference and
+answer is turned into plain words (`plain_math`): the embedding model reads words, not markup.
+An answer written in another language than its reference (`foreign_language`: mostly German,
+French, Spanish, Italian or Dutch function words) cannot be read by the English embedding
+model nor matched word for word; where other answers to its question are known (`groups`),
+its signals are those of the question's average answer (the mean of the others'), so that it
+is neither punished nor rewarded for a language the signals cannot read.
+
 Texts go through the Embedder in chunks of distinct texts, one `embed` call per chunk
 (a CachedEmbedder makes re-runs fast).
 """
@@ -35,6 +43,7 @@ Texts go through the Embedder in chunks of distinct texts, one `embed` call per 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -146,6 +155,53 @@ def _found(raw: str, st: str, stems: frozenset[str], toks: Sequence[Token]) -> b
     return any(word_matches(t, raw, st) for t in toks)
 
 
+_TEX_GREEK = ("alpha beta gamma delta epsilon eta theta lambda mu nu pi rho sigma tau phi chi psi "
+              "omega varphi Delta Sigma Phi").split()
+_TEX_WORDS = ("sum prod int log exp max min sqrt partial nabla infty in sim " + " ".join(_TEX_GREEK)).split()
+
+
+def plain_math(text: str) -> str:
+    """TeX math markup as plain words: $ signs dropped, \\frac{a}{b} as (a) / (b), \\cdot as *,
+    \\alpha as alpha, sub- and superscripts as words (w_{new} -> w new); other text unchanged."""
+    if "$" not in text and "\\" not in text:
+        return text
+    s = text.replace("$", " ")
+    s = re.sub(r"\\(?:mathbf|mathrm|text|textbf|mathit|boldsymbol|vec|hat|bar|tilde|operatorname)\s*\{([^{}]*)\}", r"\1", s)
+    s = re.sub(r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"(\1) / (\2)", s)
+    s = re.sub(r"\\(cdot|times)", " * ", s)
+    s = re.sub(r"\\(leq|le)\b", " <= ", s)
+    s = re.sub(r"\\(geq|ge)\b", " >= ", s)
+    s = re.sub(r"\\(" + "|".join(_TEX_WORDS) + r")\b", lambda m: " " + m.group(1) + " ", s)
+    s = re.sub(r"[_^]\s*\{([^{}]*)\}", r" \1 ", s)
+    s = re.sub(r"[_^]", " ", s)
+    s = re.sub(r"\\[a-zA-Z]+", " ", s)
+    s = s.replace("{", " ").replace("}", " ").replace("\\", " ")
+    return re.sub(r"[ \t]+", " ", s).strip()
+
+
+# Frequent function words of other European languages that are not also English words.
+_FOREIGN_WORDS = frozenset("""
+der das und ist nicht werden wird bei ein eine einen einem eines dem den des zu mit auf für sich auch als wenn
+kann können sind oder dass daß nur noch wie durch haben von im es wir ich sie wurde diese dieser dieses
+zum zur beim aus nach über unter vom weil sondern jedoch aber dann muss müssen
+le la les et est une des du dans pour pas que qui sur avec sont ce cette il elle ne au aux par
+el los las es una del en por para que se como pero su sus más
+di che della delle sono è un gli dei nel
+het een en de niet zijn wordt voor ook te dat
+""".split())
+_ENGLISH_WORDS = frozenset("""the and is are of to in that it be can with for this as on by not or which was were
+has have will would there their they these those from an at if when because so also than then but""".split())
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def foreign_language(text: str, min_words: int = 3) -> bool:
+    """True when the text's function words are mostly another language's than English (at
+    least `min_words` of them): German, French, Spanish, Italian or Dutch."""
+    words = [w.lower() for w in _WORD.findall(text or "") if len(w) > 1]
+    foreign = sum(w in _FOREIGN_WORDS for w in words)
+    return foreign >= min_words and foreign > sum(w in _ENGLISH_WORDS for w in words)
+
+
 def compute_signals(
     pairs: Sequence[Pair],
     embedder: Embedder,
@@ -157,6 +213,8 @@ def compute_signals(
     `groups` (a question key per pair) enables `peer` and the per-question z-scores;
     without it, or for a question with too few answers, those columns are NaN.
     """
+    pairs = [Pair(plain_math(p.question), plain_math(p.reference), plain_math(p.answer or ""), p.rubric)
+             for p in pairs]
     refs = [_ref(p.question, p.reference, p.rubric) for p in pairs]
     answers = [_ans(p.answer) for p in pairs]
     for a, r in zip(answers, refs):
@@ -187,7 +245,25 @@ def compute_signals(
                 col = out[idx, src]
                 sd = col.std()
                 out[idx, dst] = (col - col.mean()) / sd if sd > 1e-9 else 0.0
+        _impute_foreign(out, pairs, answers, groups)
     return out
+
+
+def _impute_foreign(out: np.ndarray, pairs: Sequence[Pair], answers: list[_Ans], groups: Sequence[str]) -> None:
+    """Each answer in another language than its reference gets the mean signals of the other
+    (readable, non-empty) answers to its question, in place; alone in its question, it keeps its own."""
+    alien = [bool(a.analysed) and foreign_language(p.answer) and not foreign_language(p.reference)
+             for p, a in zip(pairs, answers)]
+    if not any(alien):
+        return
+    by_q: dict[str, list[int]] = {}
+    for i, (a, g) in enumerate(zip(answers, groups)):
+        if a.analysed and not alien[i]:
+            by_q.setdefault(g, []).append(i)
+    for i, g in enumerate(groups):
+        if alien[i] and by_q.get(g):
+            with np.errstate(all="ignore"):
+                out[i] = np.nanmean(out[by_q[g]], axis=0)
 
 
 def _members(answers: list[_Ans], groups: Sequence[str]) -> dict[str, list[int]]:

@@ -251,3 +251,42 @@ def test_calibration_hook_for_bank_grading(bank, grader_):
     out = apply_to_results(load_calibration(), items, grader_.grade_many(items), grader_.embedder)
     assert out[0].score >= 9 and out[1].score == 0 and out[1].band == "no answer"
     assert out[2].score <= 3
+
+
+def test_tex_markup_becomes_words():
+    from grader.features import plain_math
+
+    assert plain_math(r"$w_{new}=\eta \cdot x$") == "w new = eta * x"
+    assert plain_math(r"$\frac{1}{2} \alpha^2$") == "(1) / (2) alpha 2"
+    plain = "PUT replaces the resource (all of it), PATCH changes part."
+    assert plain_math(plain) is plain
+
+
+def test_foreign_language_detection():
+    from grader.features import foreign_language
+
+    assert foreign_language("Die Anwendung ist nicht idempotent, weil der Server bei jedem Aufruf eine neue Ressource anlegt.")
+    assert foreign_language("La méthode PUT est idempotente et elle remplace la ressource dans le serveur.")
+    assert not foreign_language("The die is cast: a PUT request replaces the resource and is idempotent.")
+    assert not foreign_language("der das")  # too few words to tell
+
+
+def test_an_answer_in_another_language_gets_its_questions_average_signals(embedder):
+    from grader.features import Pair, compute_signals
+
+    q = "What does PUT do, and is it idempotent?"
+    ref = "PUT replaces the whole resource at the URL with the request body; repeating it has the same effect, so it is idempotent."
+    english = [
+        "PUT replaces the resource with the body and is idempotent.",
+        "It updates a resource; sending it twice leaves the same state.",
+        "PUT creates a new resource every time.",
+        "PUT deletes the resource.",
+        "PUT replaces the whole resource, so repeating it changes nothing: idempotent.",
+        "It is like PATCH but for everything.",
+    ]
+    german = "PUT ersetzt die ganze Ressource mit dem Inhalt der Anfrage und ist idempotent, weil eine Wiederholung nichts ändert."
+    pairs = [Pair(q, ref, a) for a in english + [german]]
+    X = compute_signals(pairs, embedder, groups=["put"] * len(pairs))
+    assert np.allclose(X[-1], np.nanmean(X[:-1], axis=0), equal_nan=True)
+    alone = compute_signals([Pair(q, ref, german)], embedder)  # no other answers: its own signals
+    assert not np.allclose(alone[0, :3], X[-1, :3])
