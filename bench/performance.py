@@ -55,7 +55,15 @@ texts = Grader(embedder=None).texts_for(items)
 model.encode(["warm up"], batch_size=64)
 t = time.perf_counter()
 model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-print(json.dumps({"encode": time.perf_counter() - t, "texts": len(texts), "start_and_load": t_load}))
+t_encode = time.perf_counter() - t
+# Padded tokens (batch size x longest text, summed over batches): encode() groups texts by
+# characters, grader by tokens; this is the work each order asks of the model.
+n = [len(x) for x in model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]]
+def padded(lengths):
+    return sum(len(b) * max(b) for b in (lengths[i:i + 64] for i in range(0, len(lengths), 64)))
+by_chars = [n[i] for i in sorted(range(len(texts)), key=lambda i: -len(texts[i]))]
+print(json.dumps({"encode": t_encode, "texts": len(texts), "start_and_load": t_load, "tokens": sum(n),
+                  "padded_chars": padded(by_chars), "padded_tokens": padded(sorted(n, reverse=True))}))
 """
 
 FIRST_SCORE_RAW = r"""
@@ -210,7 +218,10 @@ def main() -> None:
     ratio_excl = (cold["wall"] - raw["start_and_load"]) / raw["encode"]
     results.append(("Batch overhead: `grader batch` (whole process) / `SentenceTransformer.encode` of the same "
                     f"{raw['texts']} unique texts", f"{cold['wall']:.1f} s / {raw['encode']:.1f} s = **{ratio:.2f}×** "
-                    f"({ratio_excl:.2f}× without the {raw['start_and_load']:.1f} s of imports and model load)",
+                    f"({ratio_excl:.2f}× without the {raw['start_and_load']:.1f} s of imports and model load; "
+                    f"grader batches texts by tokens: {raw['padded_tokens'] / 1000:.0f}k padded tokens in one "
+                    f"token-ordered pass against encode()'s {raw['padded_chars'] / 1000:.0f}k in character order, "
+                    f"{raw['tokens'] / 1000:.0f}k real)",
                     "≤ 1.15×", "pass" if ratio <= 1.15 else ("pass without start-up" if ratio_excl <= 1.15 else "FAIL")))
 
     # 2. Warm re-run.
