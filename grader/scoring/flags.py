@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from grader.scoring.text import STOPWORDS, normalise, tokens
+from grader.scoring.text import STOPWORDS, normalise, normalised_tokens, tokens
 
 INJECTION = "possible prompt injection"
 KEYWORD_LIST = "keyword list"
@@ -42,24 +42,26 @@ _INJECTION_PATTERNS = [
     r"\ball (the )?(rubric )?concepts (are )?(covered|present|met|satisfied)",
     r"</\s*(answer|candidate[_ ]?answer|data|response)\s*>",
 ]
-_INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.S)
+# One pattern at a time: a single alternation of all of them tried every branch at every
+# position and took a third longer on ordinary answers.
+_INJECTION_RES = [re.compile(p, re.S) for p in _INJECTION_PATTERNS]
 # A long unbroken base64-like blob that is not a hex digest.  Checked run by run rather than
 # with a lookahead at every position, which took seconds on 20,000 letters in a row.
 _BLOB = re.compile(r"[a-z0-9+/]{40,}")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def looks_injected(answer: str) -> bool:
+def looks_injected(answer: str, *, normalised: str | None = None) -> bool:
     """Whether the answer seems to talk to the grader instead of answering."""
-    text = normalise(answer)
-    if _INJECTION_RE.search(text):
+    text = normalise(answer) if normalised is None else normalised
+    if any(r.search(text) for r in _INJECTION_RES):
         return True
     return any(not _HEX.fullmatch(m.group()) for m in _BLOB.finditer(text))
 
 
-def looks_like_keyword_list(answer: str) -> bool:
+def looks_like_keyword_list(answer: str, *, toks: list[str] | None = None) -> bool:
     """A run of terms without sentences: few function words among many tokens."""
-    toks = tokens(answer)
+    toks = tokens(answer) if toks is None else toks
     if len(toks) < 8:
         return False
     function_words = sum(1 for t in toks if t in STOPWORDS)
@@ -68,11 +70,13 @@ def looks_like_keyword_list(answer: str) -> bool:
 
 def answer_flags(answer: str) -> list[str]:
     """Flags that depend on the answer's text alone."""
+    text = normalise(answer)
+    toks = normalised_tokens(text)
     flags = []
-    if looks_injected(answer):
+    if looks_injected(answer, normalised=text):
         flags.append(INJECTION)
-    if looks_like_keyword_list(answer):
+    if looks_like_keyword_list(answer, toks=toks):
         flags.append(KEYWORD_LIST)
-    if 0 < len(tokens(answer)) < 5:
+    if 0 < len(toks) < 5:
         flags.append(TOO_SHORT)
     return flags

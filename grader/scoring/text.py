@@ -97,6 +97,11 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalise(text))
 
 
+def normalised_tokens(normalised: str) -> list[str]:
+    """`tokens` of a text already through `normalise` (for callers that need both)."""
+    return _TOKEN.findall(normalised)
+
+
 class Token(NamedTuple):
     # A tuple rather than a frozen dataclass: one is made per answer word, and tuples
     # are several times cheaper to build.
@@ -115,13 +120,17 @@ class Sentence:
     by_initial: dict[str, list[Token]] = field(default_factory=dict, compare=False)
 
 
+# Token(...) goes through a Python-level __new__; building the tuple directly skips it.
+_new_token = tuple.__new__
+
+
 def analyse(text: str) -> list[Sentence]:
     """Split a text into sentences with their content tokens and stems."""
     result = []
     for s in split_sentences(text):
         toks = tokens(s)
         content = tuple(
-            Token(t, stem(t), i) for i, t in enumerate(toks) if t not in STOPWORDS
+            _new_token(Token, (t, stem(t), i)) for i, t in enumerate(toks) if t not in STOPWORDS
         )
         by_form: dict[str, list[int]] = {}
         by_initial: dict[str, list[Token]] = {}
