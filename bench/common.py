@@ -11,14 +11,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def commit() -> str:
-    """The short HEAD commit, marked when tracked files have uncommitted changes."""
+    """The short HEAD commit, marked when tracked files other than bench results (which a
+    run itself writes) have uncommitted changes."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, timeout=10)
         sha = out.stdout.strip()
         if out.returncode != 0 or not sha:
             return "uncommitted"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)bench/results"], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
