@@ -112,9 +112,9 @@ class Grader:
         return [vectors[k] if k else None for k in keys]
 
     def embed_texts(self, texts: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-        """Embed distinct texts longest first (in the embedder's tokens), in slices: batches of like lengths pad little
-        (grading chunk by chunk padded about 20% more), and a cached embedder keeps each slice
-        as soon as it is done.  `progress(n)` after each slice."""
+        """Embed distinct texts longest first (by the embedder's own lengths: tokens), in slices:
+        batches of like lengths pad little (grading chunk by chunk padded about 20% more), and a
+        cached embedder keeps each slice as soon as it is done.  `progress(n)` after each slice."""
         distinct = list(dict.fromkeys(texts))
         order = [distinct[i] for i in longest_first(text_lengths(self.embedder, distinct))]
         out: dict[str, np.ndarray] = {}
