@@ -59,6 +59,19 @@ def word_matches(tok: Token, raw: str, st: str) -> bool:
     return _fuzzy(tok.raw, tok.stem, raw, st)
 
 
+def word_positions(raw: str, st: str, sentence: Sentence) -> list[int]:
+    """Where one term word (raw form, stem) shows in a sentence: same stem or form, else a
+    small typo of it, else (for a stopword) the raw token itself."""
+    found = sorted(set(sentence.by_form.get(st, [])) | set(sentence.by_form.get(raw, [])))
+    if not found and _typo_budget(raw):
+        found = [t.pos for t in sentence.by_initial.get(raw[0], ()) if _fuzzy(t.raw, t.stem, raw, st)]
+    if not found and raw in STOPWORDS:
+        # A term made only of stopwords ("no") can still match the raw tokens (a content
+        # word would have been in by_form already).
+        found = [i for i, t in enumerate(sentence.all_tokens) if t == raw]
+    return found
+
+
 def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) -> Hit | None:
     """The tightest occurrence of a term's words in one sentence, or None.
 
@@ -70,13 +83,7 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
         return None
     positions: list[list[int]] = []
     for raw, st in words:
-        found = sorted(set(sentence.by_form.get(st, [])) | set(sentence.by_form.get(raw, [])))
-        if not found and _typo_budget(raw):
-            found = [t.pos for t in sentence.by_initial.get(raw[0], ()) if _fuzzy(t.raw, t.stem, raw, st)]
-        if not found and raw in STOPWORDS:
-            # A term made only of stopwords ("no") can still match the raw tokens (a content
-            # word would have been in by_form already).
-            found = [i for i, t in enumerate(sentence.all_tokens) if t == raw]
+        found = word_positions(raw, st, sentence)
         if not found:
             return None
         positions.append(found)
@@ -135,33 +142,25 @@ def is_negated(hit: Hit) -> bool:
 
 
 class Vocabulary:
-    """Every word form of an answer's sentences, to rule terms out before any sentence is
-    searched: a term with a word shown nowhere cannot match one sentence."""
+    """An answer's sentences as one, to rule terms out before any sentence is searched: a
+    term with a word shown nowhere in the answer cannot match one sentence."""
 
     def __init__(self, sentences: list[Sentence]):
-        self.forms: set[str] = set()
-        self.initials: dict[str, list[Token]] = {}
-        self.raws: set[str] = set()
+        by_form: dict[str, list[int]] = {}
+        by_initial: dict[str, list[Token]] = {}
         for s in sentences:
-            self.forms.update(s.by_form)
+            for k, pos in s.by_form.items():
+                by_form.setdefault(k, []).extend(pos)
             for k, toks in s.by_initial.items():
-                self.initials.setdefault(k, []).extend(toks)
-            self.raws.update(s.all_tokens)
-
-    def _shows(self, raw: str, st: str) -> bool:
-        # The same tests as find_in_sentence, over the whole answer.
-        if st in self.forms or raw in self.forms:
-            return True
-        if _typo_budget(raw):
-            for t in self.initials.get(raw[0], ()):
-                if _fuzzy(t.raw, t.stem, raw, st):
-                    return True
-        return raw in STOPWORDS and raw in self.raws
+                by_initial.setdefault(k, []).extend(toks)
+        # Positions are each sentence's own; only whether a word is found counts here.
+        self._all = Sentence("", tuple(t for s in sentences for t in s.all_tokens),
+                             tuple(t for s in sentences for t in s.content), by_form, by_initial)
 
     def may_show(self, term: str) -> bool:
         """False when the term cannot match any sentence of the answer."""
         words = _compile(term)
-        return bool(words) and all(self._shows(r, s) for r, s in words)
+        return bool(words) and all(word_positions(r, st, self._all) for r, st in words)
 
 
 def find_terms(
