@@ -31,8 +31,6 @@ TARGETS = {"saf-train": ("pearson", 0.45), "nn-exam": ("pearson", 0.62), "semeva
 METRICS = ["pearson", "spearman", "qwk", "rmse", "mae"]
 
 
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")

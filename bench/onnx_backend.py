@@ -23,7 +23,6 @@ and |delta Pearson| < 0.01 on every set.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -50,10 +49,6 @@ e = make_embedder(get_settings(), cache=False)
 e.embed(["Docker packages an application and its dependencies into an image."])
 print(time.perf_counter() - t)
 """
-
-
-
-
 
 
 class Recorder:

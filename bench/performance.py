@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -267,7 +266,6 @@ def main() -> None:
     # 4. Memory: the same pipeline on 10x the rows (answers drawn from the first file's texts,
     # so both runs find their embeddings cached and neither loads the model).
     log(f"4. memory: {a.big} answers ...")
-    import csv
     import random
 
     by_q: dict[str, list[str]] = {}
