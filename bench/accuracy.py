@@ -41,7 +41,7 @@ def main() -> int:
 
     from grader.calibration import load_calibration
     from grader.config import get_settings
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.evaluate import (
         Metrics, empty_mask, evaluate, fit_on_sets, metrics, read_graded, scale_step, signals_for,
     )
@@ -50,13 +50,14 @@ def main() -> int:
     settings = get_settings()
     embedder = make_embedder(settings)
     cal = load_calibration(args.calibration)
+    second = make_second_embedder(settings) if cal.second else None
     data = {}
     timings = {}
     for name in SETS:
         path = args.datasets / f"{name}.jsonl"
         t0 = time.perf_counter()
         rows = read_graded(path)
-        X = signals_for(rows, embedder)
+        X = signals_for(rows, embedder, second=second)
         t_sig = time.perf_counter() - t0
         t1 = time.perf_counter()
         ev = evaluate(rows, embedder, cal, cv=args.cv, file=str(path), X=X)
@@ -67,10 +68,8 @@ def main() -> int:
 
     # Leave one set out: fit on the other two (each weighing the same), score this one.
     loso: dict[str, Metrics] = {}
-    feature_sets = [f.features for f in cal.fits]
     for name in SETS:
-        fit = fit_on_sets([data[o][:2] for o in SETS if o != name], embedder.name, feature_sets,
-                          alpha=cal.fits[0].alpha, link=cal.fits[0].link)
+        fit = fit_on_sets([data[o][:2] for o in SETS if o != name], cal)
         rows, X, _ = data[name]
         max_s = np.array([r.max_score for r in rows])
         pred = fit.predict(X, SIGNALS, empty_mask(rows)) * max_s
@@ -81,7 +80,9 @@ def main() -> int:
         "# Agreement with human graders",
         "",
         f"Measured {now} at commit {commit()} by `make bench-accuracy` (bench/accuracy.py) with "
-        f"the embedding model `{embedder.name}` and the calibration "
+        f"the embedding model `{embedder.name}`"
+        + (f" (and `{second.name}` for the calibration's second view)" if second else "")
+        + " and the calibration "
         f"`{args.calibration or 'grader/data/calibration.json'}` ({', '.join(f.features.__len__().__str__() + ' signals' for f in cal.fits)}).",
         "",
         "- **zero-shot**: the shipped calibration as it is (it was fitted on these three sets pooled, so "

@@ -50,7 +50,7 @@ def main() -> int:
 
     from grader.calibration import load_calibration
     from grader.config import get_settings
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.evaluate import empty_mask, fit_on_sets, metrics, read_graded, scale_step, signals_for
     from grader.features import SIGNALS
     from grader.training import Pairs, TrainedModel, TrainSettings, concat, pairs_from_rows, train_pairs
@@ -58,19 +58,18 @@ def main() -> int:
     t_start = time.perf_counter()
     embedder = make_embedder(get_settings())
     cal = load_calibration(None)
-    feature_sets = [f.features for f in cal.fits]
+    second = make_second_embedder(get_settings()) if cal.second else None
     data = {}
     for name in SETS:
         rows = read_graded(args.datasets / f"{name}.jsonl")
-        data[name] = (rows, signals_for(rows, embedder))
+        data[name] = (rows, signals_for(rows, embedder, second=second))
 
     results = []
     for name in args.sets:
         t0 = time.perf_counter()
         others = [o for o in SETS if o != name]
         # feature model, leave-one-set-out (as bench/accuracy.py)
-        fit = fit_on_sets([data[o] for o in others], embedder.name, feature_sets,
-                          alpha=cal.fits[0].alpha, link=cal.fits[0].link)
+        fit = fit_on_sets([data[o] for o in others], cal)
         rows, X = data[name]
         idx = list(range(len(rows)))
         if len(idx) > args.eval_rows:

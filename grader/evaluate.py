@@ -216,10 +216,13 @@ def per_question(rows: Sequence[GradedRow], predicted: np.ndarray) -> list[Quest
 # --------------------------------------------------------------------------- grading
 
 
-def signals_for(rows: Sequence[GradedRow], embedder: Embedder, progress: Progress | None = None) -> np.ndarray:
-    """The signal matrix (columns grader.features.SIGNALS) of every row."""
+def signals_for(rows: Sequence[GradedRow], embedder: Embedder, progress: Progress | None = None,
+                second: Embedder | None = None) -> np.ndarray:
+    """The signal matrix (columns grader.features.SIGNALS) of every row; the alt_ columns
+    from `second`, NaN without it."""
     pairs = [Pair(r.question, r.reference_answer, r.answer) for r in rows]
-    return compute_signals(pairs, embedder, progress=progress, groups=[r.question_id for r in rows])
+    return compute_signals(pairs, embedder, progress=progress, groups=[r.question_id for r in rows],
+                           second=second)
 
 
 def empty_mask(rows: Sequence[GradedRow]) -> np.ndarray:
@@ -261,15 +264,12 @@ def cross_validate(
     groups = [r.question_id for r in rows]
     empty = empty_mask(rows)
     out = np.zeros(len(rows))
-    feature_sets = [f.features for f in template.fits]
-    alpha, link = template.fits[0].alpha, template.fits[0].link
-    stretch = template.stretch_setting
+    settings = template.refit_settings()
     for train, test in grouped_folds(groups, k):
         keep = train[~empty[train]]
         try:
-            cal = fit_calibration(X[keep], y[keep], names, template.model, feature_sets,
-                                  weight=question_weights([groups[i] for i in keep]),
-                                  alpha=alpha, link=link, stretch=stretch)
+            cal = fit_calibration(X[keep], y[keep], names, template.model,
+                                  weight=question_weights([groups[i] for i in keep]), **settings)
         except InputError as exc:
             raise InputError(f"--cv {k}: a fold has too few answers to fit on ({exc})") from None
         out[test] = cal.predict(X[test], names, empty[test])
@@ -287,12 +287,14 @@ def evaluate(
     progress: Progress | None = None,
     X: np.ndarray | None = None,
     names: Sequence[str] = SIGNALS,
+    second: Embedder | None = None,
 ) -> Evaluation:
     """Zero-shot agreement, and with `cv` the K-fold figure grouped by question; `X` (columns
-    `names`) when the signals are already computed, e.g. with a trained model's score."""
+    `names`) when the signals are already computed, e.g. with a trained model's score;
+    `second` the second embedding model, for a calibration with a second view."""
     t0 = time.perf_counter()
     if X is None:
-        X = signals_for(rows, embedder, progress)
+        X = signals_for(rows, embedder, progress, second if calibration.second else None)
     human = np.array([r.score for r in rows])
     max_s = np.array([r.max_score for r in rows])
     step = scale_step(rows)
@@ -328,10 +330,12 @@ def calibrate_files(
     progress: Progress | None = None,
     note: str | None = None,
     scorer=None,
+    second: Embedder | None = None,
 ) -> Calibration:
     """A calibration fitted on one or more graded files pooled, each file weighing the same
     in total (so a large file does not dominate) and within a file each question the same,
-    empty answers left out.  With `scorer` (a trained model), its score is one more signal."""
+    empty answers left out.  With `scorer` (a trained model), its score is one more signal;
+    with `second` (another embedding model), the calibration has a second view."""
     from grader.calibration import FittedOn, file_sha256
 
     if not paths:
@@ -344,22 +348,25 @@ def calibrate_files(
             questions=len({r.question_id for r in rows}), weight=round(1.0 / len(paths), 4),
         )))
     return calibrate_rows(parts, embedder, feature_sets=feature_sets, progress=progress, note=note,
-                          scorer=scorer)
+                          scorer=scorer, second=second)
 
 
 def calibrate_rows(parts, embedder: Embedder, *, feature_sets: list[list[str]] | None = None,
-                   progress: Progress | None = None, note: str | None = None, scorer=None) -> Calibration:
+                   progress: Progress | None = None, note: str | None = None, scorer=None,
+                   second: Embedder | None = None) -> Calibration:
     """`calibrate_files` on rows already read: `parts` are (rows, FittedOn) pairs."""
-    from grader.calibration import DEFAULT_FEATURE_SETS, MODEL_SIGNAL
+    from grader.calibration import DEFAULT_FEATURE_SETS, MODEL_SIGNAL, SECOND_FEATURE_SETS
 
     names = list(SIGNALS)
     feature_sets = feature_sets or DEFAULT_FEATURE_SETS
+    second_sets = SECOND_FEATURE_SETS if second is not None else None
     if scorer is not None:
         names.append(MODEL_SIGNAL)
         feature_sets = [[*fs, MODEL_SIGNAL] for fs in feature_sets]
+        second_sets = second_sets and [[*fs, MODEL_SIGNAL] for fs in second_sets]
     Xs, ys, ws = [], [], []
     for rows, _ in parts:
-        X = signals_for(rows, embedder, progress)
+        X = signals_for(rows, embedder, progress, second)
         if scorer is not None:
             got = scorer.score([r.reference_answer for r in rows], [r.answer for r in rows])
             X = np.hstack([X, np.round(np.asarray(got, dtype=float), 4)[:, None]])
@@ -373,15 +380,17 @@ def calibrate_rows(parts, embedder: Embedder, *, feature_sets: list[list[str]] |
     cal = fit_calibration(
         X, y, names, embedder.name, feature_sets, weight=w,
         fitted_on=[info for _, info in parts], note=note,
+        second_model=second.name if second is not None else None, second_feature_sets=second_sets,
     )
     if scorer is not None:
         cal.trained_model = scorer.name
     return cal
 
 
-def fit_on_sets(parts, model_name: str, feature_sets, *, alpha: float, link: str):
-    """A calibration fitted on several graded sets pooled, each set and each question weighing
-    the same; `parts` are (rows, signal matrix) pairs (leave-one-set-out figures)."""
+def fit_on_sets(parts, template: Calibration):
+    """A calibration of the template's kind fitted on several graded sets pooled, each set and
+    each question weighing the same; `parts` are (rows, signal matrix) pairs (leave-one-set-out
+    figures)."""
     from grader.calibration import fit_calibration
     from grader.features import SIGNALS
 
@@ -393,5 +402,5 @@ def fit_on_sets(parts, model_name: str, feature_sets, *, alpha: float, link: str
         qw = question_weights([r.question_id for r, k in zip(rows, keep) if k])
         ws.append(qw / qw.sum())
     w = np.concatenate(ws)
-    return fit_calibration(np.vstack(Xs), np.concatenate(ys), SIGNALS, model_name, feature_sets,
-                           weight=w * len(w) / w.sum(), alpha=alpha, link=link)
+    return fit_calibration(np.vstack(Xs), np.concatenate(ys), SIGNALS, template.model,
+                           weight=w * len(w) / w.sum(), **template.refit_settings())

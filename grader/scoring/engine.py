@@ -57,7 +57,7 @@ class Grader:
     """Scores answers deterministically against rubrics and model answers."""
 
     def __init__(self, embedder: Embedder, weights: Weights | None = None, calibration=None,
-                 scorer: PairScorer | None = None):
+                 scorer: PairScorer | None = None, second: Embedder | None = None):
         self.embedder = embedder
         self.weights = weights or Weights()
         # Opt-in (--calibration / GRADER_CALIBRATION): scores re-made from signals fitted
@@ -66,6 +66,8 @@ class Grader:
         # Opt-in (--model / GRADER_TRAINED_MODEL): a trained model's score, one more signal
         # of the calibration (which must have been fitted with it).
         self.scorer = scorer
+        # The second embedding model of a calibration with a second view (else unused).
+        self.second = second
 
     def scored_by(self) -> dict[str, str | None]:
         """The models every result records: the embedding model and the trained one (or None)."""
@@ -98,7 +100,8 @@ class Grader:
         if self.calibration is not None:
             from grader.calibration import apply_to_results
 
-            results = apply_to_results(self.calibration, list(items), results, self.embedder, extra)
+            results = apply_to_results(self.calibration, list(items), results, self.embedder, extra,
+                                       second=self.second)
         if not with_answer_vectors:
             return results
         answer_vecs = [vectors.get(clean(p.text)) if p.sentences else None for p in prepared]
@@ -239,7 +242,7 @@ def grader_from_settings(settings, calibration_path=None, model_path=None) -> Gr
     model folder's own calibration.json unless one is given)."""
     from pathlib import Path
 
-    from grader.embedding import make_embedder
+    from grader.embedding import make_embedder, make_second_embedder
     from grader.errors import InputError
 
     path = calibration_path or settings.calibration
@@ -268,6 +271,7 @@ def grader_from_settings(settings, calibration_path=None, model_path=None) -> Gr
         Weights(keywords=settings.keyword_weight, semantic=settings.semantic_weight),
         calibration,
         scorer,
+        make_second_embedder(settings) if calibration is not None and calibration.second else None,
     )
 
 
