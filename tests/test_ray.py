@@ -1,4 +1,5 @@
-"""`grader batch --engine ray` on a local Ray instance limited to 2 CPUs."""
+"""`grader batch --engine ray` on a local Ray instance limited to 2 CPUs: a worker killed
+mid-run, then the same records and report as the local engine, and --resume."""
 
 import os
 import signal
@@ -24,23 +25,6 @@ def env(tmp_path):
     return dict(os.environ, GRADER_CACHE_DIR=str(tmp_path / "cache"), RAY_DEDUP_LOGS="0")
 
 
-def test_ray_gives_the_local_engines_results(tmp_path, env):
-    inp = tmp_path / "in.csv"
-    write(generate(60, seed=3), inp)
-    local = run(["batch", str(inp), "--results", str(tmp_path / "local.jsonl"), "--out", str(tmp_path / "local.csv"),
-                 "--quiet"], env)
-    assert local.returncode == 0, local.stderr
-    ray = run(["batch", str(inp), "--results", str(tmp_path / "ray.jsonl"), "--out", str(tmp_path / "ray.csv"),
-               "--quiet", "--engine", "ray"], env)
-    assert ray.returncode == 0, ray.stderr
-    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
-    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
-    # --resume skips what exists, as locally.
-    again = run(["batch", str(inp), "--results", str(tmp_path / "ray.jsonl"), "--quiet", "--engine", "ray", "--resume"], env)
-    assert again.returncode == 0, again.stderr
-    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
-
-
 def _worker_pids() -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "MapWorker" in line and "GradeActor" in line]
@@ -52,7 +36,7 @@ def test_killed_worker_still_grades_every_row_once(tmp_path, env):
     write(rows, inp)
     results = tmp_path / "ray.jsonl"
     proc = subprocess.Popen(grader_cmd() + ["batch", str(inp), "--results", str(results), "--quiet",
-                                            "--engine", "ray", "--chunk-size", "8"],
+                                            "--out", str(tmp_path / "ray.csv"), "--engine", "ray", "--chunk-size", "8"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = False
     deadline = time.time() + 400
@@ -72,7 +56,13 @@ def test_killed_worker_still_grades_every_row_once(tmp_path, env):
 
     keys = [(json.loads(x)["candidate"], json.loads(x)["question_id"]) for x in lines]
     assert len(keys) == len(set(keys)) == len(rows)
-    # Same records as the local engine (which now finds every embedding cached).
-    local = run(["batch", str(inp), "--results", str(tmp_path / "local.jsonl"), "--quiet"], env)
-    assert local.returncode == 0
+    # Same records and report as the local engine (which now finds every embedding cached).
+    local = run(["batch", str(inp), "--results", str(tmp_path / "local.jsonl"), "--out", str(tmp_path / "local.csv"),
+                 "--quiet"], env)
+    assert local.returncode == 0, local.stderr
+    assert results.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    # --resume on a finished file grades nothing again, as locally.
+    again = run(["batch", str(inp), "--results", str(results), "--quiet", "--engine", "ray", "--resume"], env)
+    assert again.returncode == 0, again.stderr
     assert results.read_bytes() == (tmp_path / "local.jsonl").read_bytes()

@@ -123,14 +123,21 @@ def test_cli_refuses_to_overwrite_a_model(trained, tmp_path):
 
 
 def test_evaluate_with_model_adds_its_figures_and_keeps_the_rest(trained):
+    from grader.calibration import load_calibration
+    from grader.config import get_settings
+    from grader.embedding import make_embedder
+    from grader.evaluate import evaluate, read_graded
+
     res, src, _ = trained
-    cmd = [sys.executable, "-m", "grader.cli", "evaluate", str(src), "--limit", "45", "--cv", "2", "-f", "json"]
     shipped = str(ROOT / "grader" / "data" / "calibration.json")
-    plain = subprocess.run([*cmd, "--calibration", shipped], capture_output=True, text=True, timeout=120)
-    withm = subprocess.run([*cmd, "--calibration", shipped, "--model", str(res.out)],
+    withm = subprocess.run([sys.executable, "-m", "grader.cli", "evaluate", str(src), "--limit", "45", "--cv", "2",
+                            "-f", "json", "--calibration", shipped, "--model", str(res.out)],
                            capture_output=True, text=True, timeout=120)
-    assert plain.returncode == 0 and withm.returncode == 0, plain.stderr + withm.stderr
-    a, b = json.loads(plain.stdout), json.loads(withm.stdout)
+    assert withm.returncode == 0, withm.stderr
+    # The same evaluation without the model, in this process (the command's own path).
+    plain = evaluate(read_graded(src, 45), make_embedder(get_settings()), load_calibration(Path(shipped)), cv=2,
+                     file=str(src), calibration_name=shipped)
+    a, b = plain.model_dump(mode="json"), json.loads(withm.stdout)
     t = b.pop("trained_model")
     a.pop("seconds"), b.pop("seconds")
     assert a == b  # with a calibration that has no trained signal, the usual figures are unchanged
