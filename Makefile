@@ -28,8 +28,9 @@ run: setup
 	$(BIN)/grader batch examples/candidates.csv --out reports/example.html --out reports/example.csv \
 	  --out reports/example.md --out reports/example.jsonl --force
 
+# Two workers, a test file each at a time (module fixtures run once); one torch thread each.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Speed and memory figures (about 15-25 minutes on 2 cores): bench/results/performance.md
 bench: setup

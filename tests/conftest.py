@@ -19,7 +19,9 @@ def _isolated_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("grader-env")
     os.environ["GRADER_CACHE_DIR"] = str(base / "cache")
     os.environ["GRADER_REPORTS_DIR"] = str(base / "reports")
-    os.environ["GRADER_THREADS"] = "2"
+    # Two cores: with two test workers (pytest-xdist, `make test`) each gets one thread, as
+    # more threads than cores made torch many times slower here.
+    os.environ["GRADER_THREADS"] = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
     for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_LLM_MODEL", "GRADER_CALIBRATION",
               "GRADER_TRAINED_MODEL", "GRADER_SECOND_EMBEDDING", "GRADER_EMBEDDING_BACKEND"):
         os.environ.pop(k, None)
