@@ -29,6 +29,41 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+# A sparse vector: (indices, values), indices ascending (int32), values float32, L2-normalised.
+SparseVector = tuple[np.ndarray, np.ndarray]
+
+
+@runtime_checkable
+class TermEncoder(Protocol):
+    """Turns texts into sparse "latent term" vectors (features that fire on particular
+    concepts in particular tokens), one per text; an embedder may offer it beside `embed`."""
+
+    name: str
+
+    def terms(self, texts: Sequence[str]) -> list[SparseVector]: ...
+
+
+def term_encoder(embedder: object) -> TermEncoder | None:
+    """The embedder's sparse term encoder, or None when it has none."""
+    return embedder if callable(getattr(embedder, "terms", None)) else None  # type: ignore[return-value]
+
+
+def sparse_vector(indices: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> SparseVector:
+    """Indices sorted ascending and values scaled to unit length (all zeros stay zeros)."""
+    idx = np.asarray(indices, dtype=np.int32)
+    val = np.asarray(values, dtype=np.float32)
+    order = np.argsort(idx, kind="stable")
+    idx, val = idx[order], val[order]
+    norm = float(np.linalg.norm(val))
+    return idx, (val / norm if norm > 0 else val).astype(np.float32)
+
+
+def sparse_dot(a: SparseVector, b: SparseVector) -> float:
+    """Dot product of two sparse vectors (their cosine, both being unit length)."""
+    _, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
+    return float(a[1][ia].astype(np.float64) @ b[1][ib].astype(np.float64))
+
+
 def configure_threads(n: int) -> None:
     """Pin OpenMP/BLAS/torch thread pools; oversubscription made torch 10-50x slower here."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -139,7 +174,8 @@ class SentenceTransformerEmbedder:
 
 
 class CachedEmbedder:
-    """Wraps an embedder with a SQLite cache keyed by model name and text."""
+    """Wraps an embedder with a SQLite cache keyed by model name and text; an inner
+    embedder's sparse `terms` are cached too (a table of their own)."""
 
     def __init__(self, inner: Embedder, path: Path):
         self.inner = inner
@@ -149,20 +185,25 @@ class CachedEmbedder:
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS terms (key TEXT PRIMARY KEY, idx BLOB, val BLOB)")
         self._db.commit()
         self._lock = threading.Lock()
+        # Offered only when the inner embedder has it, so term_encoder() tells the truth.
+        if term_encoder(inner) is not None:
+            self.terms = self._terms
 
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
+    def _lookup(self, keys: list[str], table: str = "emb", columns: str = "vec") -> dict[str, tuple]:
+        """The cached rows (their columns after the key) for the keys that have one."""
+        found: dict[str, tuple] = {}
         with self._lock:
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
-                q = "SELECT key, vec FROM emb WHERE key IN (%s)" % ",".join("?" * len(chunk))
-                for k, blob in self._db.execute(q, chunk):
-                    found[k] = np.frombuffer(blob, dtype=np.float32)
+                q = f"SELECT key, {columns} FROM {table} WHERE key IN (%s)" % ",".join("?" * len(chunk))
+                for k, *blobs in self._db.execute(q, chunk):
+                    found[k] = tuple(blobs)
         return found
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
@@ -176,7 +217,7 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         keys = [self._key(t) for t in texts]
-        found = self._lookup(keys)
+        found = {k: np.frombuffer(blob, dtype=np.float32) for k, (blob,) in self._lookup(keys).items()}
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
         if missing:
             vecs = self.inner.embed(missing)
@@ -189,6 +230,23 @@ class CachedEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys])
+
+    def _terms(self, texts: Sequence[str]) -> list[SparseVector]:
+        keys = [self._key(f"\0terms\0{t}") for t in texts]
+        found: dict[str, SparseVector] = {
+            k: (np.frombuffer(idx, dtype=np.int32), np.frombuffer(val, dtype=np.float32))
+            for k, (idx, val) in self._lookup(keys, "terms", "idx, val").items()
+        }
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        if missing:
+            got = self.inner.terms(missing)  # type: ignore[attr-defined]
+            rows = [(k, i.astype(np.int32).tobytes(), v.astype(np.float32).tobytes())
+                    for k, (i, v) in zip((self._key(f"\0terms\0{t}") for t in missing), got)]
+            with self._lock:
+                self._db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?)", rows)
+                self._db.commit()
+            found.update((k, vec) for (k, _, _), vec in zip(rows, got))
+        return [found[k] for k in keys]
 
 
 def _sentence_transformers(settings: "Settings") -> Embedder:

