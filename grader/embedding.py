@@ -237,11 +237,11 @@ class CachedEmbedder:
             k: (np.frombuffer(idx, dtype=np.int32), np.frombuffer(val, dtype=np.float32))
             for k, (idx, val) in self._lookup(keys, "terms", "idx, val").items()
         }
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        missing = dict((t, k) for t, k in zip(texts, keys) if k not in found)  # text -> key, once each
         if missing:
-            got = self.inner.terms(missing)  # type: ignore[attr-defined]
+            got = self.inner.terms(list(missing))  # type: ignore[attr-defined]
             rows = [(k, i.astype(np.int32).tobytes(), v.astype(np.float32).tobytes())
-                    for k, (i, v) in zip((self._key(f"\0terms\0{t}") for t in missing), got)]
+                    for k, (i, v) in zip(missing.values(), got)]
             with self._lock:
                 self._db.executemany("INSERT OR REPLACE INTO terms VALUES (?, ?, ?)", rows)
                 self._db.commit()

@@ -85,9 +85,9 @@ DIRECTION: dict[str, int] = {name: 1 for name in SIGNALS} | {
     "cos_q": -1, "q_share": -1, "alt_cos_q": -1,
 }
 MAX_SENTENCES = 64
-T = TypeVar("T")
 MAX_ANSWER_CHARS = 20_000
 EMBED_CHUNK = 512
+T = TypeVar("T")  # what _in_chunks maps each text to
 
 
 @dataclass(frozen=True)
