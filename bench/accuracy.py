@@ -39,13 +39,14 @@ def main() -> int:
     ap.add_argument("--calibration", type=Path, default=None, help="default: the shipped one")
     args = ap.parse_args()
 
-    from grader.calibration import load_calibration
+    from grader.scoring.calibration import load_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
-    from grader.evaluate import (
-        Metrics, empty_mask, evaluate, fit_on_sets, metrics, read_graded, scale_step, signals_for,
-    )
-    from grader.features import SIGNALS
+    from grader.accuracy.metrics import Metrics, metrics, scale_step
+    from grader.accuracy.graded import empty_mask, read_graded, signals_for
+    from grader.accuracy.evaluate import evaluate
+    from grader.accuracy.fit import fit_on_sets
+    from grader.scoring.signals import SIGNALS
 
     settings = get_settings()
     embedder = make_embedder(settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.scoring.text import split_sentences  # noqa: E402
+from grader.text import split_sentences  # noqa: E402
 
 FILLERS = ["I think", "Basically,", "In my experience,", "As far as I know,", "To be honest,", "Well,"]
 

@@ -9,7 +9,7 @@ size for both backends:
     questions, drafted concepts). The texts go in chunks, the two backends alternating
     chunk by chunk (ABBA), so that a shared machine's changing load falls on both alike.
     Plus the cold start of each in a fresh process (imports, model load, one text).
-(b) agreement: `grader evaluate`'s figures (grader.evaluate.evaluate, the shipped
+(b) agreement: `grader evaluate`'s figures (grader.accuracy.evaluate.evaluate, the shipped
     calibration) with the vectors of each backend: zero-shot and K-fold grouped by question.
     The shipped calibration was fitted with MiniLM-L6 signals, so zero-shot favours torch;
     the cv figure refits on each backend's own signals.
@@ -55,6 +55,7 @@ class Recorder:
     """An embedder that only records what it is asked to embed (random unit vectors back)."""
 
     name = "recorder"
+    counts_tokens = has_terms = False
 
     def __init__(self):
         import numpy as np
@@ -75,6 +76,7 @@ class Precomputed:
 
     def __init__(self, inner, vectors: dict):
         self.inner, self.name, self.vectors = inner, inner.name, vectors
+        self.counts_tokens = self.has_terms = False
 
     def embed(self, texts):
         import numpy as np
@@ -134,10 +136,11 @@ def main() -> int:
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     started = machine(load=True)
 
-    from grader.calibration import load_calibration
-    from grader.embedding import SentenceTransformerEmbedder
-    from grader.embedding_onnx import OnnxEmbedder
-    from grader.evaluate import evaluate, read_graded, signals_for
+    from grader.scoring.calibration import load_calibration
+    from grader.embedding.sentence_transformers import SentenceTransformerEmbedder
+    from grader.embedding.onnx import OnnxEmbedder
+    from grader.accuracy.evaluate import evaluate
+    from grader.accuracy.graded import read_graded, signals_for
 
     log("cold starts (fresh process: imports, model load, one text; median of 3) ...")
     cold = {b: cold_start(b, env) for b in ("sentence-transformers", "onnx")}

@@ -48,12 +48,15 @@ def main() -> int:
 
     from bench.common import commit
 
-    from grader.calibration import load_calibration
+    from grader.scoring.calibration import load_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
-    from grader.evaluate import empty_mask, fit_on_sets, metrics, read_graded, scale_step, signals_for
-    from grader.features import SIGNALS
-    from grader.training import Pairs, TrainedModel, TrainSettings, concat, pairs_from_rows, train_pairs
+    from grader.accuracy.graded import empty_mask, read_graded, signals_for
+    from grader.accuracy.fit import fit_on_sets
+    from grader.accuracy.metrics import metrics, scale_step
+    from grader.scoring.signals import SIGNALS
+    from grader.accuracy.train import Pairs, TrainSettings, concat, pairs_from_rows, train_pairs
+    from grader.scoring.trained import TrainedModel
 
     t_start = time.perf_counter()
     embedder = make_embedder(get_settings())

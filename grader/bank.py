@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from grader.errors import InputError
 from grader.models import Question, Rubric
-from grader.scoring.text import STOPWORDS, stem, term_stems, tokens
+from grader.text import STOPWORDS, stem, term_stems, tokens
 
 
 def describe_validation(exc: ValidationError) -> str:

@@ -290,115 +290,28 @@ def batch(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Score with a calibration fitted on human grades (grader calibrate)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL)."),
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, help="Rows graded and saved together."),
-    engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install 'grader[ray]')."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install -e '.[ray]' in the checkout)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster ('auto', 'ray://host:10001'); default: start a local Ray."),
 ):
     """Grade a file of many candidates' answers; ranked reports out."""
-    from grader.batch import plan_batch, run_batch
-    from grader.copies import CopyDetector
-    from grader.ingest import open_source
-    from grader.reports.outputs import output_format
+    from grader.batch.job import BatchOptions, run_job
 
-    s = _settings()
-    for o in out:
-        output_format(o)
-    if input_format and input_format not in ("csv", "jsonl", "json"):
-        raise InputError(f"--input-format: {input_format!r} is not csv, jsonl or json")
-    if engine == Engine.ray:
-        from grader.distributed import _import_ray
-
-        _import_ray()  # says how to install it, before any work
-        if llm:
-            raise InputError("--llm: not available with --engine ray yet; point the LLM at a server and use the local engine")
-    if dry_run and not llm:
-        raise InputError("--dry-run: only means something with --llm")
-    provider = _llm_provider(s, no_cache) if llm else None
-    bank = _bank()
-    src = open_source(input, input_format)
-    try:
-        stem = "stdin" if input == "-" else Path(input).stem
-        results_path = results or ((out[0].parent if out else s.reports_dir) / f"{stem}.results.jsonl")
-        if not force and not resume:
-            for p in [results_path, *out]:
-                if p.exists():
-                    raise InputError(f"{p}: already exists (use --resume to continue that run, or --force to overwrite)")
-        plan = plan_batch(src, bank, skip_invalid=skip_invalid)
-        if dry_run:
-            _llm_dry_run(src, bank, plan, provider)
-            return
-        err = _console(stderr=True)
-        show = not quiet and err.is_terminal
-        from grader.scoring import grader_from_settings
-
-        grader = grader_from_settings(s, calibration, model)
-        detector = CopyDetector()
-        on_vectors = lambda rows, vecs: [detector.add(r.question_id, r.candidate, r.answer, v)  # noqa: E731
-                                         for r, v in zip(rows, vecs)]
-        if engine == Engine.ray:
-            from grader.distributed import run_batch_ray
-
-            # workers read the settings from the environment
-            if calibration is not None:
-                os.environ["GRADER_CALIBRATION"] = str(calibration.resolve())
-            if model is not None:
-                os.environ["GRADER_TRAINED_MODEL"] = str(model.resolve())
-
-            job = lambda cb: run_batch_ray(  # noqa: E731
-                src, bank, plan, results_path, resume=resume, address=ray_address, on_progress=cb,
-                on_vectors=on_vectors, chunk_rows=chunk_size)
-        else:
-            reviewer = _batch_reviewer(s, provider, llm_weight) if provider else None
-            job = lambda cb: run_batch(  # noqa: E731
-                src, bank, grader, plan, results_path, resume=resume, on_progress=cb, on_vectors=on_vectors,
-                chunk_rows=chunk_size, reviewer=reviewer)
-        summary = _run_with_progress(job, plan.valid, err, show)
-        if provider is not None and not quiet:
-            _console().print(reviewer.usage.summary())
-        _finish_batch(summary, plan, src, bank, grader, detector, out, by.value, pass_mark, fail_under, quiet)
-    finally:
-        src.close()
+    opts = BatchOptions(
+        input=input, out=out, results=results, resume=resume, force=force, skip_invalid=skip_invalid,
+        by=by.value, pass_mark=pass_mark, fail_under=fail_under, input_format=input_format, llm=llm,
+        llm_weight=llm_weight, no_cache=no_cache, dry_run=dry_run, calibration=calibration, model=model,
+        chunk_size=chunk_size, engine=engine.value, ray_address=ray_address,
+    )
+    err = _console(stderr=True)
+    show = not quiet and err.is_terminal
+    outcome = run_job(opts, _settings(), progress=lambda total, work: _run_with_progress(work, total, err, show))
+    _finish_batch(outcome, opts, quiet)
 
 
 def _llm_provider(settings, no_cache: bool):
     from grader.llm import OpenAIFeedback
 
     return OpenAIFeedback.from_settings(settings, use_cache=not no_cache)
-
-
-def _batch_reviewer(settings, provider, weight):
-    """Reviews each graded chunk with the LLM, concurrently; sums the token usage."""
-    from grader.llm import BlendParams, LLMUsage, review_many
-
-    params = BlendParams.from_settings(settings, weight)
-    total = LLMUsage()
-
-    def reviewer(items, results):
-        out, usage = review_many([(it.question, it.rubric, it.answer, r) for it, r in zip(items, results)],
-                                 provider, settings.llm_concurrency, params=params)
-        for f in LLMUsage.model_fields:
-            setattr(total, f, getattr(total, f) + getattr(usage, f))
-        return out
-
-    reviewer.usage = total  # type: ignore[attr-defined]
-    return reviewer
-
-
-def _llm_dry_run(src, bank, plan, provider) -> None:
-    from grader.batch import question_for_row
-    from grader.ingest import RowProblem, iter_rows
-
-    n = cached = empty = 0
-    for r in iter_rows(src):
-        if isinstance(r, RowProblem) or r.line in plan.skipped_lines:
-            continue
-        if not r.answer.strip():
-            empty += 1
-        elif provider.is_cached(question_for_row(r, bank), bank.rubrics.get(r.question_id), r.answer):
-            cached += 1
-        else:
-            n += 1
-    typer.echo(f"--dry-run: {n} LLM request(s) would be made ({cached} answer(s) cached, {empty} empty); "
-               f"model {provider.model}")
 
 
 def _run_with_progress(job, total: int, console, show: bool):
@@ -417,31 +330,22 @@ def _run_with_progress(job, total: int, console, show: bool):
         return job(lambda n: progress.advance(task, n))
 
 
-def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark, fail_under, quiet):
+def _finish_batch(outcome, opts, quiet: bool):
+    """Render a batch job's outcome: the LLM dry run, or the summary table and messages; exit as it says."""
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.batch import question_for_row
-    from grader.ingest import RowProblem, iter_rows
-    from grader.reports.aggregate import build_report, ordered_records
-    from grader.reports.outputs import write_outputs
-
-    custom = {}
-    if any(q not in bank.questions for q in plan.question_ids):
-        for r in iter_rows(src):
-            if not isinstance(r, RowProblem) and r.question_id not in bank.questions and question_for_row(r, bank):
-                custom.setdefault(r.question_id, r)
-    pairs = detector.pairs()
-    records = lambda: ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank,  # noqa: E731
-                                      custom, grader.embedder.name, grader.scored_by()["trained_model"])
-    report = lambda: build_report(records(), source=src.display, pass_mark=pass_mark, pairs=pairs,  # noqa: E731
-                                  pairs_total=detector.total, model=" + ".join(m for m in grader.scored_by().values() if m),
-                                  n_rows_hint=len(plan.candidates) * len(plan.question_ids))
-    rep = report()
-    write_outputs(out, records, lambda: rep, by=by)
+    if outcome.dry_run is not None:
+        d = outcome.dry_run
+        typer.echo(f"--dry-run: {d.requests} LLM request(s) would be made ({d.cached} answer(s) cached, "
+                   f"{d.empty} empty); model {d.model}")
+        return
+    summary, rep = outcome.summary, outcome.report
     con = _console()
+    if outcome.llm_usage is not None and not quiet:
+        con.print(outcome.llm_usage.summary())
     if not quiet:
-        t = Table(title=f"{len(rep.candidates)} candidates · {rep.n_answers} answers · pass mark {pass_mark:g}%")
+        t = Table(title=f"{len(rep.candidates)} candidates · {rep.n_answers} answers · pass mark {opts.pass_mark:g}%")
         for col, just in (("rank", "right"), ("candidate", "left"), ("total", "right"), ("%", "right"),
                           ("result", "left"), ("answered", "right"), ("flags", "right")):
             t.add_column(col, justify=just)
@@ -452,25 +356,20 @@ def _finish_batch(summary, plan, src, bank, grader, detector, out, by, pass_mark
         con.print(t)
         if len(rep.candidates) > 50:
             con.print(f"… and {len(rep.candidates) - 50} more in the reports")
-        if pairs:
-            con.print(f"[yellow]{detector.total} pair(s) of near-identical answers[/] (listed in the reports)")
+        if rep.pairs:
+            con.print(f"[yellow]{rep.pairs_total} pair(s) of near-identical answers[/] (listed in the reports)")
         con.print(f"Graded {summary.graded_now} now, {summary.already_done} from before; results in {summary.results_path}")
-        for p in out:
+        for p in outcome.outputs:
             con.print(f"Wrote {p}")
     err = _console(stderr=True)
     for p in summary.skipped:
         err.print(f"[yellow]skipped[/] {escape(str(p))}", soft_wrap=True)
     for f in summary.failed:
         err.print(f"[red]not graded[/] {escape(f)}", soft_wrap=True)
-    if summary.failed:
-        raise typer.Exit(1)
-    if fail_under is not None:
-        total = sum(c.total for c in rep.candidates)
-        max_total = sum(c.max_total for c in rep.candidates)
-        overall = 100 * total / max_total if max_total else 0.0
-        if overall < fail_under:
-            err.print(f"overall {overall:.1f}% is under --fail-under {fail_under:g}%")
-            raise typer.Exit(3)
+    if outcome.under_fail_mark:
+        err.print(f"overall {outcome.overall_percent:.1f}% is under --fail-under {opts.fail_under:g}%")
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -508,43 +407,20 @@ def evaluate(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the shipped one)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers."),
     model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: also its score alone and, with --cv, as one more signal."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", metavar="OUT.jsonl", help="Also write each row's predicted and human score, one JSON line per row."),
 ):
-    """Measure agreement with human graders: each answer graded against its own reference answer."""
-    from grader.calibration import load_calibration
-    from grader.embedding import make_embedder, make_second_embedder
-    from grader.evaluate import evaluate as run_evaluation
-    from grader.evaluate import read_graded
+    """Measure agreement with human graders.  Rows of a bank question without their own
+    reference answer are scored exactly as `grader grade` scores them; the others against
+    their own reference answer."""
+    from grader.accuracy.job import EvaluateOptions, evaluate_file
 
-    s = _settings()
-    rows = read_graded(file, limit)
-    model = model or s.trained_model
-    cal_path = calibration or s.calibration
-    if model is not None and cal_path is None:
-        from grader.training import CALIBRATION_FILE
+    outcome = evaluate_file(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit, model=model,
+                                            predictions=predictions), _settings(), _signal_progress)
+    result, trained = outcome.evaluation, outcome.trained
+    from rich.markup import escape
 
-        if (Path(model) / CALIBRATION_FILE).is_file():
-            cal_path = Path(model) / CALIBRATION_FILE
-    cal = load_calibration(cal_path)
-    if model is None:
-        from grader.scoring.engine import check_trained
-
-        check_trained(cal, cal_path, None, None)
-    embedder = make_embedder(s)
-    second = make_second_embedder(s) if cal.second else None
-    if cv is not None and cv < 2:
-        raise InputError(f"--cv: {cv} folds; at least 2 are needed")
-    trained = None
-    if model is None:
-        with _signal_progress("Embedding") as cb:
-            result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
-                                    calibration_name=str(cal_path) if cal_path else "default", progress=cb,
-                                    second=second)
-    else:
-        trained = _trained_signal(model, rows, embedder, cal, cv, file, cal_path, second)
-        result = trained.pop("result")
-    if cal.model != embedder.name:
-        _console(stderr=True).print(f"[yellow]warning:[/] the calibration was fitted with {cal.model!r}, "
-                                    f"these signals come from {embedder.name!r}", soft_wrap=True)
+    for w in outcome.warnings:
+        _console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if fmt == ListFormat.json:
         if trained is None:
             typer.echo(result.model_dump_json(indent=2))
@@ -574,6 +450,9 @@ def evaluate(
                   f"{pq.predicted_mean:.2f}", _fmt(pq.pearson), f"{pq.mae:.2f}")
     con.print(q)
     con.print(f"calibration: {escape(result.calibration)} · model {escape(result.model)} · {result.seconds:.1f} s")
+    if result.bank_rows:
+        con.print(f"{result.bank_rows} row(s) of bank questions scored as `grader grade` scores them "
+                  f"({escape(result.bank_mix or '')} mix)")
     if trained is not None:
         t = Table(title=f"trained model {escape(trained['model'])}")
         t.add_column("metric")
@@ -588,41 +467,6 @@ def evaluate(
             con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
 
 
-def _trained_signal(model_dir, rows, embedder, cal, cv, file, cal_path, second=None) -> dict:
-    """`evaluate --model DIR`: the usual evaluation (same figures as without --model) plus
-    the trained model's score alone and, with --cv, as one more calibrated signal."""
-    from grader.evaluate import evaluate as run_evaluation
-    import numpy as np
-
-    from grader.calibration import MODEL_SIGNAL
-    from grader.evaluate import signals_for
-    from grader.features import SIGNALS
-    from grader.scoring.engine import check_trained
-    from grader.training import TrainedModel, evaluate_with_model, read_meta
-
-    tm = TrainedModel.load(model_dir, threads=_settings().thread_count())
-    with _signal_progress("Embedding") as cb:
-        X = signals_for(rows, embedder, cb, second)
-    with _signal_progress("Scoring") as cb:
-        done = [0]
-
-        def tick(n):
-            done[0] += n
-            if cb:
-                cb(done[0], len(rows))
-        scores = tm.score([r.reference_answer for r in rows], [r.answer for r in rows], progress=tick)
-    names, X_cal = SIGNALS, X
-    if MODEL_SIGNAL in cal.features():  # a calibration fitted with the trained score combines it
-        check_trained(cal, cal_path, tm, model_dir)
-        names, X_cal = (*SIGNALS, MODEL_SIGNAL), np.hstack([X, np.round(scores, 4)[:, None]])
-    result = run_evaluation(rows, embedder, cal, cv=cv, file=str(file),
-                            calibration_name=str(cal_path) if cal_path else "default", X=X_cal, names=names)
-    ev = evaluate_with_model(rows, X, cal, scores, cv)
-    meta = read_meta(Path(model_dir))
-    return {"result": result, "model": tm.name, "trained_on": [f.get("name") for f in meta.get("files", [])],
-            **{k: v.model_dump() for k, v in ev.items()}}
-
-
 @app.command()
 def calibrate(
     files: list[Path] = typer.Argument(..., metavar="FILE.jsonl...", help="Human-graded answers; several are pooled, each weighing the same."),
@@ -635,9 +479,9 @@ def calibrate(
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.calibration import save_calibration
+    from grader.scoring.calibration import save_calibration
     from grader.embedding import make_embedder, make_second_embedder
-    from grader.evaluate import calibrate_files
+    from grader.accuracy.fit import calibrate_files
 
     if out.exists() and not force:
         raise InputError(f"--out: {out} exists (use --force to overwrite)")
@@ -645,7 +489,7 @@ def calibrate(
     embedder = make_embedder(s)
     scorer = None
     if model is not None:
-        from grader.training import TrainedModel
+        from grader.scoring.trained import TrainedModel
 
         scorer = TrainedModel.load(model, threads=s.thread_count())
     with _signal_progress("Embedding") as cb:
@@ -685,7 +529,7 @@ def rubric_draft(
 
     from pydantic import ValidationError
 
-    from grader.drafting import draft_rubric, rubric_toml, slug
+    from grader.scoring.draft import draft_rubric, rubric_toml, slug
     from grader.models import Rubric
 
     if (question is None) == (reference is None):
@@ -751,8 +595,9 @@ def train(
     """Fine-tune a cross-encoder (reference answer, answer) -> score on graded answers; save it to --out."""
     from rich.markup import escape
 
-    from grader.training import META_FILE, TrainSettings
-    from grader.training import train as run_training
+    from grader.scoring.trained import META_FILE
+    from grader.accuracy.train import TrainSettings
+    from grader.accuracy.train import train as run_training
 
     if (out / "config.json").exists() or (out / META_FILE).exists():
         if not force:

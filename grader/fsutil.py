@@ -1,7 +1,8 @@
-"""Files written whole or not at all."""
+"""Files: written whole or not at all, and their digests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -41,3 +42,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write UTF-8 text atomically."""
     with atomic_open(path) as fh:
         fh.write(text)
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -123,12 +123,57 @@ class MisconceptionResult(BaseModel):
     why: str
 
 
+class Signal(BaseModel):
+    """One named piece of evidence a scorer found in an answer."""
+
+    name: str
+    value: float
+    scorer: str = Field(description="The scorer that measured it.")
+    explanation: str | None = None
+
+
+class Contribution(BaseModel):
+    """How much one signal moved the mix's fraction."""
+
+    signal: str
+    value: float = Field(description="The signal's value for this answer.")
+    effect: float = Field(
+        description="Its share of the fraction (rubric mix: weight x value) or, for a calibration, "
+        "coefficient x standardised value on the fit's linear scale (positive raises the score)."
+    )
+
+
 class Components(BaseModel):
-    keywords: float = Field(ge=0, le=1)
-    semantic: float = Field(ge=0, le=1)
+    """The signals a score was made from, and which mix made it."""
+
+    keywords: float = Field(ge=0, le=1, description="Weighted share of the rubric's concepts shown.")
+    semantic: float = Field(ge=0, le=1, description="Similarity to the model answer, mapped to 0..1.")
     semantic_raw: float = Field(description="Raw cosine against the model answer.")
     llm: float | None = None
     trained: float | None = Field(default=None, description="The trained model's score, 0..1 (--model).")
+    mix: Literal["rubric", "calibration"] = Field(
+        default="rubric", description="What made the fraction: the rubric mix or a calibration."
+    )
+    fraction: float | None = Field(
+        default=None, description="The mix's fraction of the maximum, before the cap, penalties and LLM."
+    )
+    contributions: list[Contribution] = Field(
+        default_factory=list, description="The mix's signals, largest effect first."
+    )
+
+    def summary(self) -> str:
+        """One line saying what made the fraction, for reports."""
+        if self.mix == "calibration":
+            top = [c for c in self.contributions if c.signal != "on_topic_gate"][:3]
+            parts = ", ".join(f"{c.signal} {c.effect:+.2f}" for c in top)
+            gate = next((c for c in self.contributions if c.signal == "on_topic_gate"), None)
+            text = f"calibrated from {len(self.contributions) - (gate is not None)} signals"
+            text += f" (largest: {parts})" if parts else ""
+            if gate is not None:
+                text += f"; off-topic gate {gate.value:.0%}"
+        else:
+            text = f"rubric concepts {self.keywords:.0%} · similarity to the model answer {self.semantic:.0%}"
+        return text + (f" · LLM {self.llm:.0%}" if self.llm is not None else "")
 
 
 class GradeResult(BaseModel):
@@ -150,3 +195,30 @@ class GradeResult(BaseModel):
     )
     feedback: str | None = Field(default=None, description="LLM feedback, when asked for.")
     llm: dict | None = Field(default=None, description="LLM verdict details, when asked for.")
+
+
+# --------------------------------------------------------------------------- graded answers
+
+
+class GradedRow(BaseModel):
+    """One human-graded answer (shared/datasets/README.md); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question_id: str = Field(min_length=1)
+    question: str = Field(default="", description="Empty: the bank question of that id.")
+    reference_answer: str | None = Field(
+        default=None, min_length=1, description="None: the bank question's model answer and rubric."
+    )
+    answer: str
+    score: float = Field(ge=0)
+    max_score: float = Field(gt=0)
+    line: int = Field(default=0, exclude=True)
+    from_bank: bool = Field(default=False, exclude=True, description="The question and reference came from the bank.")
+
+    @model_validator(mode="after")
+    def _score_in_range(self) -> "GradedRow":
+        if self.score > self.max_score + 1e-9:
+            raise ValueError(f"score: {self.score:g} is above max_score {self.max_score:g}")
+        return self
+

@@ -26,10 +26,8 @@ def result_renderable(r: GradeResult, model_answer: str | None = None) -> Panel:
     style = BAND_STYLE.get(r.band, "")
     head = Text.assemble(
         (f"{r.score:g} / {r.max_score:g}", "bold"), "  ", (r.band.upper(), style),
-        f"   rubric {r.components.keywords:.0%} · similarity {r.components.semantic:.0%}",
+        "   " + r.components.summary(),
     )
-    if r.components.llm is not None:
-        head.append(f" · LLM {r.components.llm:.0%}")
     parts: list = [head]
     covered = [c for c in r.concepts if c.matched]
     missed = [c for c in r.concepts if not c.matched]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from grader.copies import CopyDetector
+from grader.batch.copies import CopyDetector
 
 BASE = ("An index is a separate data structure, usually a B-tree, that lets the database find rows "
         "by a column value without scanning the whole table; reads get faster but every write must "

@@ -61,12 +61,12 @@ def reference(corpus, grader_, bank):
     """An uninterrupted run of the same code path, with its own empty embedding cache."""
     from grader.batch import plan_batch, run_batch
     from grader.embedding import CachedEmbedder
-    from grader.ingest import open_source
+    from grader.batch.ingest import open_source
     from grader.scoring import Grader
 
     d, _ = corpus
     inner = grader_.embedder.inner if hasattr(grader_.embedder, "inner") else grader_.embedder
-    g = Grader(CachedEmbedder(inner, d / "ref-cache" / "embeddings.sqlite"), grader_.weights)
+    g = Grader(CachedEmbedder(inner, d / "ref-cache" / "embeddings.sqlite"), grader_.mix)
     src = open_source(str(d / "answers.csv"))
     try:
         plan = plan_batch(src, bank, skip_invalid=False)

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, grader_cmd
 from llm_server import Reply, _fake_llm_server, fake_llm  # noqa: F401
 
-from grader.drafting import draft_rubric
+from grader.scoring.draft import draft_rubric
 from grader.llm.client import OpenAIFeedback
 from grader.llm.drafting import (
     DraftReply, draft_json_schema, draft_rubric_llm, parse_draft, reply_to_rubric,

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.embedding import CachedEmbedder, SentenceTransformerEmbedder, longest_first
-from grader.scoring.engine import Grader
+from grader.embedding import CachedEmbedder, longest_first
+from grader.embedding.sentence_transformers import SentenceTransformerEmbedder
+from grader.scoring.pipeline import Grader
 from grader.scoring.keywords import Vocabulary, find_in_sentence
-from grader.scoring.text import analyse
+from grader.text import analyse
 
 TEXTS = [
     "PUT replaces the whole resource; PATCH changes part of it.",
@@ -26,6 +27,8 @@ class CountingEmbedder:
     """A stand-in inner embedder that records what it was asked (lengths by characters)."""
 
     name = "counting"
+    counts_tokens = True
+    has_terms = False
 
     def __init__(self):
         self.length_calls: list[list[str]] = []

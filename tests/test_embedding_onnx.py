@@ -12,7 +12,7 @@ from conftest import ROOT, grader_cmd
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'grader[onnx]')")
 
-from grader.embedding_onnx import ONNX_NAME, OnnxEmbedder, packaged_onnx_path  # noqa: E402
+from grader.embedding.onnx import ONNX_NAME, OnnxEmbedder, packaged_onnx_path  # noqa: E402
 
 try:
     packaged_onnx_path()
@@ -105,7 +105,7 @@ def test_grade_cli_with_onnx_backend_never_imports_torch(tmp_path):
 
 
 def test_cli_import_does_not_import_onnxruntime():
-    code = ("import sys, grader.cli; heavy=[m for m in ('onnxruntime','tokenizers','grader.embedding_onnx') "
+    code = ("import sys, grader.cli; heavy=[m for m in ('onnxruntime','tokenizers','grader.embedding.onnx') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -63,7 +63,7 @@ def emb_server():
 def test_openai_embedder_batches_normalises_and_retries(emb_server):
     import openai
 
-    from grader.embedding_openai import OpenAIEmbedder
+    from grader.embedding.openai import OpenAIEmbedder
 
     emb_server.fail_first = 1
     client = openai.OpenAI(api_key="sk-test", base_url=f"http://127.0.0.1:{emb_server.server_port}/v1", max_retries=2)

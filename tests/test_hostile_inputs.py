@@ -51,7 +51,7 @@ def _plan(path: Path, bank):
     """(plan, None) for a file that validates, (None, message) for one that does not."""
     from grader.batch import plan_batch
     from grader.errors import InputError
-    from grader.ingest import open_source
+    from grader.batch.ingest import open_source
 
     try:
         src = open_source(str(path))
@@ -66,7 +66,7 @@ def _plan(path: Path, bank):
 
 
 def _rows(path: Path):
-    from grader.ingest import AnswerRow, iter_rows, open_source
+    from grader.batch.ingest import AnswerRow, iter_rows, open_source
 
     src = open_source(str(path))
     try:
@@ -160,7 +160,7 @@ def test_bad_batch_input_is_one_line_naming_file_and_line(tmp_path, bank, name):
 
 def test_unterminated_quote_loses_nothing_silently(tmp_path):
     """Before strict CSV parsing, the rest of the file became one answer and Dan vanished."""
-    from grader.ingest import RowProblem, iter_rows, open_source
+    from grader.batch.ingest import RowProblem, iter_rows, open_source
 
     p = tmp_path / "a.csv"
     p.write_bytes(BAD_INPUTS["unterminated-quote.csv"][0])
@@ -212,7 +212,7 @@ def test_embedded_newlines_are_kept_and_lines_counted(tmp_path, bank):
 
 def test_skip_invalid_names_every_problem_after_multiline_fields(tmp_path, bank):
     from grader.batch import plan_batch
-    from grader.ingest import open_source
+    from grader.batch.ingest import open_source
 
     text = (HEADER + 'Ann,docker,"a\nb\nc"\n' + "Bob,nope,x\n" + 'Cid,docker,"d\ne"\n' + "Dan,docker\n"
             + "Eve,docker,fine\n")
@@ -257,7 +257,7 @@ def test_emoji_rtl_and_mixed_scripts_are_graded(grader_, bank):
 
 
 def test_one_megabyte_answer_is_read_up_to_the_limit_and_flagged(grader_, bank):
-    from grader.scoring.engine import MAX_ANSWER_CHARS
+    from grader.scoring.pipeline import MAX_ANSWER_CHARS
 
     text = DOCKER + " " + ("padding words to make it long " * 40_000)[: 1024 * 1024]
     t0 = time.monotonic()
@@ -285,7 +285,7 @@ def test_pathological_terms_and_answers_finish_fast():
     """Terms are not regexes; a long term whose words repeat hundreds of times in one
     sentence used to try 8**k combinations of positions (minutes for 10 words)."""
     from grader.scoring.keywords import find_terms
-    from grader.scoring.text import analyse
+    from grader.text import analyse
 
     words = [f"{w}ing" for w in ("alpha", "bravo", "charl", "delta", "echoz", "foxtr", "golfz", "hotel",
                                  "india", "julie", "kilos", "limao", "mikes", "novem", "oscar", "papas")]

@@ -1,7 +1,7 @@
 """Concept and misconception matching on real rubric-style terms."""
 
 from grader.scoring.keywords import find_terms
-from grader.scoring.text import analyse, split_sentences, stem
+from grader.text import analyse, split_sentences, stem
 
 
 def hit(terms, text, **kw):

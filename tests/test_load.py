@@ -60,8 +60,8 @@ def _brute_pairs(answers, threshold):
     """Every pair the README describes, the slow way: (question, a, b) -> (similarity, exact)."""
     import numpy as np
 
-    from grader.copies import MIN_WORDS
-    from grader.scoring.text import tokens
+    from grader.batch.copies import MIN_WORDS
+    from grader.text import tokens
 
     out = {}
     for i, (q1, c1, t1, v1) in enumerate(answers):
@@ -81,7 +81,7 @@ def test_copy_pairs_are_counted_without_materialising_them():
     set entry) per pair: 4,000 candidates pasting one answer are 8 million pairs."""
     import numpy as np
 
-    from grader.copies import CopyDetector
+    from grader.batch.copies import CopyDetector
 
     rng = np.random.default_rng(3)
     base = rng.normal(size=(5, 384)).astype(np.float32)

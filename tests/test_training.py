@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 from grader.errors import InputError
-from grader.training import (
-    META_FILE, TrainedModel, TrainSettings, agreement, pairs_from_rows, split_by_question, train,
-)
+from grader.scoring.trained import META_FILE, TrainedModel
+from grader.accuracy.train import TrainSettings, agreement, pairs_from_rows, split_by_question, train
 
 ROOT = Path(__file__).resolve().parent.parent
 NN_EXAM = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nn-exam.jsonl"
@@ -59,7 +58,7 @@ def test_held_out_is_whole_questions():
 def trained(tmp_path_factory):
     if not NN_EXAM.is_file():
         pytest.skip("needs ../shared/datasets/nn-exam.jsonl")
-    from grader.evaluate import read_graded
+    from grader.accuracy.graded import read_graded
 
     rows = read_graded(NN_EXAM)
     by: dict[str, list] = {}
@@ -79,7 +78,7 @@ def test_saved_model_records_what_it_was_trained_on(trained):
     res, src, _ = trained
     meta = json.loads((res.out / META_FILE).read_text())
     assert (res.out / "config.json").is_file()
-    from grader.calibration import file_sha256
+    from grader.fsutil import file_sha256
 
     assert meta["files"] == [{"path": str(src), "name": "slice.jsonl", "sha256": file_sha256(src), "rows": 150}]
     assert meta["train_rows"] + meta["held_out_rows"] == 150
@@ -123,10 +122,11 @@ def test_cli_refuses_to_overwrite_a_model(trained, tmp_path):
 
 
 def test_evaluate_with_model_adds_its_figures_and_keeps_the_rest(trained):
-    from grader.calibration import load_calibration
+    from grader.scoring.calibration import load_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder
-    from grader.evaluate import evaluate, read_graded
+    from grader.accuracy.evaluate import evaluate
+    from grader.accuracy.graded import read_graded
 
     res, src, _ = trained
     shipped = str(ROOT / "grader" / "data" / "calibration.json")
@@ -161,7 +161,7 @@ PUT = ("PUT replaces the whole resource with the representation sent and is idem
 
 
 def test_training_fits_a_calibration_with_the_trained_score(trained):
-    from grader.calibration import MODEL_SIGNAL, load_calibration
+    from grader.scoring.calibration import MODEL_SIGNAL, load_calibration
 
     res, _, _ = trained
     assert res.meta["calibration"] == "calibration.json"
@@ -175,9 +175,10 @@ def test_training_fits_a_calibration_with_the_trained_score(trained):
 
 def test_trained_score_moves_the_calibrated_score(trained, settings, bank):
     """The calibration weighs the trained score, and a higher trained score never lowers a grade."""
-    from grader.calibration import load_calibration
+    from grader.scoring.calibration import load_calibration
     from grader.embedding import make_embedder
     from grader.scoring import Grader
+    from grader.scoring.combine import CalibratedMix
 
     res, _, _ = trained
     cal = load_calibration(res.out / "calibration.json")
@@ -191,7 +192,7 @@ def test_trained_score_moves_the_calibrated_score(trained, settings, bank):
 
     q = bank.get("put-vs-patch")
     emb = make_embedder(settings)
-    low, high = (Grader(emb, calibration=cal, scorer=Fixed(v)).grade(q, bank.rubrics[q.id], PUT) for v in (0.05, 0.95))
+    low, high = (Grader(emb, CalibratedMix(cal), trained=Fixed(v)).grade(q, bank.rubrics[q.id], PUT) for v in (0.05, 0.95))
     assert low.components.trained == 0.05 and high.components.trained == 0.95
     assert high.score > low.score
     assert (low.trained_model, high.trained_model) == ("fixed@0.05", "fixed@0.95")
@@ -253,7 +254,7 @@ def test_batch_with_model_records_it_in_every_result_and_resume_checks_it(traine
 
 
 def test_calibrate_with_model_fits_its_signal(trained, tmp_path):
-    from grader.calibration import MODEL_SIGNAL, load_calibration
+    from grader.scoring.calibration import MODEL_SIGNAL, load_calibration
 
     res, src, _ = trained
     out = tmp_path / "cal.json"

@@ -31,7 +31,7 @@ from grader.llm.base import LLMReview
 from grader.llm.grounding import CREDIT
 from grader.models import GradeResult, Rubric
 from grader.scoring import flags as F
-from grader.scoring.combine import REQUIRED_CAP, band_for
+from grader.scoring.combine import band_for, capped, llm_shift
 
 LLM_ERROR = "llm error"
 LLM_DISAGREES = "llm disagrees: human review"
@@ -79,9 +79,8 @@ def llm_fraction(review: LLMReview, rubric: Rubric | None, result: GradeResult) 
     total = sum(c.weight for c in rubric.concepts)
     frac = sum(c.weight * CREDIT[status.get(c.name, "missing")] for c in rubric.concepts) / total
     frac -= sum(m.penalty for m in result.misconceptions) / result.max_score
-    if any(c.required and status.get(c.name, "missing") == "missing" for c in rubric.concepts):
-        frac = min(frac, REQUIRED_CAP)
-    return _clamp(frac, 0.0, 1.0)
+    missing = any(c.required and status.get(c.name, "missing") == "missing" for c in rubric.concepts)
+    return _clamp(capped(frac, missing), 0.0, 1.0)
 
 
 def _feedback(review: LLMReview, manipulated: bool) -> str:
@@ -132,11 +131,7 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
     manipulated = injected or inflated
     shift = 0.0
     if frac is not None:
-        shift = _clamp(p.weight * (frac - det), -p.max_shift, p.max_shift)
-        if inflated:
-            shift = 0.0
-        elif injected:
-            shift = min(shift, 0.0)
+        shift = llm_shift(det, frac, p.weight, p.max_shift, injected=injected, inflated=inflated)
         if abs(frac - det) > p.disagree and LLM_DISAGREES not in flags:
             flags.append(LLM_DISAGREES)
     if contradicts and LLM_CONTRADICTS not in flags:

@@ -22,7 +22,7 @@ most one repair request when the reply is not valid.  The reply is validated by 
 
 When the LLM fails (server unreachable, HTTP errors after the retries, a reply still
 invalid after the repair, nothing left after grounding, anything unexpected), the result is
-the plain draft (`grader.drafting.draft_rubric`) with a one-line `warning` saying why: the
+the plain draft (`grader.scoring.draft.draft_rubric`) with a one-line `warning` saying why: the
 command still succeeds.  A missing LLM setting is a ConfigError, as for `grade --llm`.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from grader.drafting import GENERIC, draft_rubric, question_stems, rubric_toml, slug
+from grader.scoring.draft import GENERIC, draft_rubric, question_stems, rubric_toml, slug
 from grader.llm import prompt as P
 from grader.llm.cache import request_key
 from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, validate_reply
@@ -42,7 +42,7 @@ from grader.llm.schema import schema_builders
 from grader.llm.scrub import scrub
 from grader.models import Concept, Misconception, Rubric
 from grader.scoring.keywords import find_terms
-from grader.scoring.text import NEGATIONS, STOPWORDS, analyse, clean, stem, tokens
+from grader.text import NEGATIONS, STOPWORDS, analyse, clean, stem, tokens
 
 DRAFT_PROMPT_VERSION = "1"
 MAX_CONCEPTS = 12  # the prompt asks for 2 to 8; more are cut

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from grader.models import Rubric
 from grader.llm.schema import ReviewReply
-from grader.scoring.text import clean, normalise, tokens
+from grader.text import clean, normalise, tokens
 
 CREDIT = {"covered": 1.0, "partial": 0.5, "missing": 0.0}
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…|\[\.\.\.\])\s*")

@@ -12,7 +12,7 @@ import hashlib
 import json
 
 from grader.models import Question, Rubric
-from grader.scoring.engine import MAX_ANSWER_CHARS
+from grader.scoring.prepare import MAX_ANSWER_CHARS
 
 PROMPT_VERSION = "1"
 
@@ -63,7 +63,7 @@ MAX_QUOTE_CHARS = 300
 
 def quotable(answer: str) -> list[str]:
     """The answer's sentences (first 300 characters of each), as quotes a reply may use."""
-    from grader.scoring.text import split_sentences
+    from grader.text import split_sentences
 
     out = [s[:MAX_QUOTE_CHARS].strip() for s in split_sentences(answer_text(answer))]
     return list(dict.fromkeys(s for s in out if s))[:MAX_QUOTES]

@@ -31,11 +31,8 @@ def result_markdown(result: GradeResult, answer: str | None = None, level: int =
     if answer is not None:
         lines += [f"**Answer.** {md_escape(answer) or '_(no answer)_'}", ""]
     c = result.components
-    lines += [
-        f"Rubric concepts {c.keywords:.0%} · similarity to the model answer {c.semantic:.0%}"
-        + (f" · LLM {c.llm:.0%}" if c.llm is not None else ""),
-        "",
-    ]
+    summary = c.summary()
+    lines += [md_escape(summary[0].upper() + summary[1:]), ""]
     covered = [x for x in result.concepts if x.matched]
     missed = [x for x in result.concepts if not x.matched]
     if covered:

@@ -1,5 +1,5 @@
-"""Scoring: rubric terms (keywords), embedding similarity (semantic) and their combination."""
+"""Scoring: scorers of evidence (rubric, similarity, reference signals, trained model), one combiner."""
 
-from grader.scoring.engine import Grader, Item, grader_from_settings
+from grader.scoring.pipeline import MAX_ANSWER_CHARS, Grader, Item, grader_from_settings
 
-__all__ = ["Grader", "Item", "grader_from_settings"]
+__all__ = ["Grader", "Item", "MAX_ANSWER_CHARS", "grader_from_settings"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from grader.scoring.text import STOPWORDS, normalise, normalised_tokens, tokens
+from grader.text import STOPWORDS, normalise, normalised_tokens, tokens
 
 INJECTION = "possible prompt injection"
 KEYWORD_LIST = "keyword list"

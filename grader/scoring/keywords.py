@@ -8,7 +8,7 @@ from itertools import product
 
 from rapidfuzz.distance import Levenshtein
 
-from grader.scoring.text import NEGATIONS, STOPWORDS, Sentence, Token, term_stems, tokens
+from grader.text import NEGATIONS, STOPWORDS, Sentence, Token, term_stems, tokens
 
 # A phrase matches when its words fall inside this many tokens beyond the phrase's own
 # length, so "replaces the entire stored resource" still shows "replace entire resource".

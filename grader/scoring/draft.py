@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from grader.models import Concept, Rubric
-from grader.scoring.text import NEGATIONS, STOPWORDS, clean, split_sentences, stem, tokens
+from grader.text import NEGATIONS, STOPWORDS, clean, split_sentences, stem, tokens
 
 # Words that carry no concept of their own in a model answer, beyond the stopwords.
 GENERIC = frozenset(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from grader.scoring.text import tokens
+from grader.text import tokens
 
 # Two answers to the same question whose embeddings are at least this close are listed.
 # With all-MiniLM-L6-v2, independent correct answers to one question sit at 0.6-0.9;

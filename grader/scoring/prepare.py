@@ -1,0 +1,63 @@
+"""An answer as every scorer reads it: cut to length, split into sentences, flagged, once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from grader.models import Question, Rubric
+from grader.scoring import flags as F
+from grader.text import Sentence, analyse, clean
+
+# Interview answers are a few paragraphs; beyond this, text is not read (and is flagged),
+# so a megabyte of padding costs no more than a long answer.
+MAX_ANSWER_CHARS = 20_000
+# Sentences beyond this many are not embedded one by one.
+MAX_SENTENCES = 64
+
+
+@dataclass(frozen=True)
+class Item:
+    """One answer to grade: the question, its rubric (None: reference answer only), the text."""
+
+    question: Question
+    rubric: Rubric | None
+    answer: str
+
+
+@dataclass
+class Prepared:
+    """An answer as grading reads it: cut to length, split into sentences, flagged."""
+
+    item: Item
+    text: str
+    sentences: list[Sentence]
+    flags: list[str]
+
+    @property
+    def empty(self) -> bool:
+        """No words to grade."""
+        return not self.sentences
+
+    @property
+    def whole(self) -> str:
+        """The whole answer as it is embedded."""
+        return clean(self.text)
+
+
+def prepare_one(item: Item) -> Prepared:
+    """Cut, split into sentences and flag one answer."""
+    text = item.answer or ""
+    flags: list[str] = []
+    if len(text) > MAX_ANSWER_CHARS:
+        text = text[:MAX_ANSWER_CHARS]
+        flags.append(F.TRUNCATED)
+    sentences = analyse(text) if clean(text) else []
+    if sentences:
+        flags = F.answer_flags(text) + flags
+    return Prepared(item, text, sentences, flags)
+
+
+def prepare(items: Iterable[Item]) -> list[Prepared]:
+    """Every item read once, for all scorers to share."""
+    return [prepare_one(it) for it in items]
