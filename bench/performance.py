@@ -315,7 +315,7 @@ def main() -> None:
                         f"({compare_results(work / 'ray.jsonl', work / 'r1.jsonl')})",
                         "the cost of Ray on one machine", ""))
     except ImportError:
-        results.append(("Ray engine / local engine", "not measured (pip install 'grader[ray]')", "", ""))
+        results.append(("Ray engine / local engine", "not measured (pip install -e '.[ray]')", "", ""))
     write_scale(raw, a.rows, int(THREADS), ROOT / "bench/results/scale.md")
 
     # 5. LLM concurrency (needs `grader batch --llm`; measured when available).

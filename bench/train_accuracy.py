@@ -1,6 +1,6 @@
 """A trained cross-encoder against the feature model on questions it never saw: `make bench-train`.
 
-For each development set in turn: fine-tune the cross-encoder (grader/training.py) on the
+For each development set in turn: fine-tune the cross-encoder (grader/accuracy/train.py) on the
 OTHER two sets (a seeded sample of --train-rows rows), then score this one; fit the feature
 model's calibration on the same other two sets (leave-one-set-out, as bench/accuracy.py) and
 score this one too.  Both are measured on the same rows of this set (a seeded sample of

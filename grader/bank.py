@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from grader.errors import InputError
-from grader.models import Question, Rubric
+from grader.models import AnswerRow, ExemplarSet, Question, Rubric
 from grader.text import STOPWORDS, stem, term_stems, tokens
 
 
@@ -63,17 +63,31 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def load_rubric(path: Path) -> Rubric:
-    """One rubric file, validated."""
+def _load_toml(path: Path, shape: type[BaseModel]):
     text = _read_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc})") from None
     try:
-        return Rubric.model_validate(raw)
+        return shape.model_validate(raw)
     except ValidationError as exc:
         raise InputError(f"{path}: {describe_validation(exc)}") from None
+
+
+def load_rubric(path: Path) -> Rubric:
+    """One rubric file, validated."""
+    return _load_toml(path, Rubric)
+
+
+def load_exemplars(path: Path) -> ExemplarSet:
+    """One question's graded exemplars file, validated."""
+    return _load_toml(path, ExemplarSet)
+
+
+def exemplars_path(rubrics_dir: Path, qid: str) -> Path:
+    """Where a question's graded exemplars live: beside its rubric."""
+    return rubrics_dir / f"{qid}{EXEMPLARS_SUFFIX}"
 
 
 @dataclass
@@ -97,6 +111,9 @@ class Bank:
             return list(self.questions.values())
         t = topic.strip().lower()
         return [q for q in self.questions.values() if q.topic.lower() == t or t in q.topic.lower()]
+
+
+EXEMPLARS_SUFFIX = ".exemplars.toml"
 
 
 def rubric_path(rubrics_dir: Path, qid: str) -> Path:
@@ -143,7 +160,8 @@ def validate_rubrics(questions_path: Path, rubrics_dir: Path) -> list[Problem]:
         questions = {q.id: q for q in load_questions(questions_path)}
     except InputError as exc:
         return [Problem(file=str(questions_path), field="", message=str(exc))]
-    files = sorted(rubrics_dir.glob("*.toml")) if rubrics_dir.is_dir() else []
+    files = sorted(p for p in rubrics_dir.glob("*.toml") if not p.name.endswith(EXEMPLARS_SUFFIX)) \
+        if rubrics_dir.is_dir() else []
     if not rubrics_dir.is_dir():
         problems.append(Problem(file=str(rubrics_dir), field="", message="not a folder"))
     found = set()
@@ -178,3 +196,16 @@ def validate_rubrics(questions_path: Path, rubrics_dir: Path) -> list[Problem]:
             problems.append(Problem(file=str(rubric_path(rubrics_dir, qid)), field="",
                                     message=f"missing rubric for question {qid!r}"))
     return problems
+
+
+def question_for_row(row: AnswerRow, bank: Bank) -> Question | None:
+    """The bank question, or one made from the row's own question and reference answer."""
+    if row.question_id in bank.questions:
+        return bank.questions[row.question_id]
+    if row.question and row.reference_answer and row.reference_answer.strip():
+        # Free-form ids from the input are kept as they are (not bank slugs).
+        return Question.model_construct(
+            id=row.question_id, topic=row.topic or "Custom", question=row.question,
+            model_answer=row.reference_answer,
+        )
+    return None

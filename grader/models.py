@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,79}$"
 
+
+# Interview answers are a few paragraphs; beyond this, text is not read (and is flagged),
+# so a megabyte of padding costs no more than a long answer.
+MAX_ANSWER_CHARS = 20_000
 
 class _Strict(BaseModel):
     # Unknown fields in hand-written files are almost always typos; refuse them.
@@ -21,6 +26,13 @@ class Question(_Strict):
     topic: str = Field(min_length=1)
     question: str = Field(min_length=1)
     model_answer: str = Field(min_length=1)
+
+
+class Subject(_Strict):
+    """One of the things a comparison question compares (PUT, PATCH), with the words that name it."""
+
+    name: str = Field(min_length=1, max_length=60)
+    terms: list[str] = Field(min_length=1, description="Words that name it in an answer (case-insensitive).")
 
 
 class Concept(_Strict):
@@ -39,6 +51,12 @@ class Concept(_Strict):
         "when its words occur close together in one sentence.",
     )
     hint: str = Field(min_length=1, description="Shown to a candidate who missed it.")
+    subject: str | None = Field(
+        default=None,
+        description="The rubric subject this concept is a claim about (a `subjects` name): only a clause "
+        "about that subject shows it, and the same claim made of another subject is a swapped-roles "
+        "misconception.",
+    )
 
     @field_validator("terms")
     @classmethod
@@ -52,14 +70,28 @@ class Concept(_Strict):
 
 
 class Misconception(_Strict):
-    """A wrong claim that costs points when stated (and not negated)."""
+    """A wrong claim that costs points when stated (and not negated, hedged or attributed to others)."""
 
     name: str = Field(min_length=1, max_length=120)
-    terms: list[str] = Field(min_length=1)
+    terms: list[str] = Field(
+        default_factory=list,
+        description="Phrases that state the claim; matched like concept terms but only in an affirmed clause.",
+    )
+    statements: list[str] = Field(
+        default_factory=list,
+        description="Sentences that state the claim as candidates say it; an answer sentence close to one "
+        "in meaning (and closer to it than to any concept) states it.",
+    )
     why: str = Field(min_length=1, description="Why the claim is wrong; shown as feedback.")
     penalty: float = Field(default=1.0, gt=0, le=100, description="Points subtracted.")
 
     _terms_not_blank = field_validator("terms")(Concept._terms_not_blank.__func__)
+
+    @model_validator(mode="after")
+    def _stated_somehow(self) -> "Misconception":
+        if not self.terms and not self.statements:
+            raise ValueError(f"misconception {self.name!r}: give terms, statements or both")
+        return self
 
 
 class Weights(_Strict):
@@ -87,12 +119,21 @@ class Rubric(_Strict):
     weights: Weights | None = Field(
         default=None, description="Overrides the global weights for this question."
     )
+    subjects: list[Subject] = Field(
+        default_factory=list,
+        description="For a comparison question: the things compared, so that a claim made of the wrong one "
+        "is recognised as swapped.",
+    )
     concepts: list[Concept] = Field(min_length=1)
     misconceptions: list[Misconception] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Rubric":
-        for kind, items in (("concepts", self.concepts), ("misconceptions", self.misconceptions)):
+        names = {s.name for s in self.subjects}
+        for i, c in enumerate(self.concepts):
+            if c.subject is not None and c.subject not in names:
+                raise ValueError(f"concepts[{i}].subject: {c.subject!r} is not one of subjects ({', '.join(sorted(names)) or 'none'})")
+        for kind, items in (("subjects", self.subjects), ("concepts", self.concepts), ("misconceptions", self.misconceptions)):
             seen: set[str] = set()
             for i, item in enumerate(items):
                 key = item.name.strip().lower()
@@ -100,6 +141,26 @@ class Rubric(_Strict):
                     raise ValueError(f"{kind}[{i}].name: duplicate name {item.name!r}")
                 seen.add(key)
         return self
+
+
+ExemplarKind = Literal["strong", "other-words", "partial", "wrong-right-words", "swapped", "off-topic",
+                      "hedged", "tautology", "negated", "other"]
+
+
+class Exemplar(_Strict):
+    """A graded example answer of one bank question: evidence the scorer leans on."""
+
+    kind: ExemplarKind = Field(description="What sort of answer it is.")
+    score: float = Field(ge=0, description="The grade an interviewer gives it, in the rubric's points.")
+    reason: str = Field(min_length=1, max_length=300, description="Why it earns that grade, in one line.")
+    answer: str = Field(min_length=1)
+
+
+class ExemplarSet(_Strict):
+    """A question's graded exemplars (`rubrics/<id>.exemplars.toml`)."""
+
+    question_id: str = Field(pattern=SLUG)
+    exemplars: list[Exemplar] = Field(min_length=1)
 
 
 # --------------------------------------------------------------------------- results
@@ -121,6 +182,11 @@ class MisconceptionResult(BaseModel):
     penalty: float
     evidence: str
     why: str
+    via: Literal["terms", "meaning", "swapped", "denied"] = Field(
+        default="terms",
+        description="How it was found: the rubric's terms, a sentence close in meaning to a stated "
+        "misconception, a concept's claim made of the wrong subject, or a concept's claim denied.",
+    )
 
 
 class Signal(BaseModel):
@@ -222,3 +288,67 @@ class GradedRow(BaseModel):
             raise ValueError(f"score: {self.score:g} is above max_score {self.max_score:g}")
         return self
 
+
+# --------------------------------------------------------------------------- answers of a batch
+
+
+class AnswerRow(BaseModel):
+    """One candidate's answer to one question, as read from a batch input."""
+
+    line: int
+    candidate: str
+    question_id: str
+    answer: str
+    submission_id: str | None = None
+    question: str | None = None
+    reference_answer: str | None = None
+    topic: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.candidate}\x1f{self.question_id}"
+
+
+class BatchRecord(GradeResult):
+    """One graded answer of a batch: the grade result plus who wrote it and where it came from."""
+
+    candidate: str
+    answer: str = Field(default="", description="The answer as graded (cut at 20,000 characters).")
+    submission_id: str | None = None
+    line: int | None = Field(default=None, description="Input line (row number for JSON); None: not in the input.")
+    topic: str | None = None
+
+
+class CopyPair(BaseModel):
+    """Two candidates' near-identical answers to one question."""
+
+    question_id: str
+    candidate_a: str
+    candidate_b: str
+    similarity: float
+    exact: bool
+
+
+# --------------------------------------------------------------------------- practice sessions
+
+
+class Answered(BaseModel):
+    """One graded answer of a practice session."""
+
+    answer: str
+    result: GradeResult
+
+
+class Session(BaseModel):
+    """A `grader ask` session: what was asked, answered and scored."""
+
+    started: str = Field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
+    answers: list[Answered] = Field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return round(sum(a.result.score for a in self.answers), 2)
+
+    @property
+    def max_total(self) -> float:
+        return round(sum(a.result.max_score for a in self.answers), 2)

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from grader.bank import Bank
 from grader.models import Question
-from grader.reports.single import Answered, Session, session_paths, write_session
+from grader.models import Answered, Session
+from grader.reports.single import session_paths, write_session
 
 FINISH_HELP = (
     "Type your answer; it can span several lines. "

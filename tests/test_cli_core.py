@@ -24,6 +24,28 @@ def test_help_does_not_import_heavy_libraries():
     assert out.stdout.strip() == "[]"
     r = run("--help")
     assert r.returncode == 0 and "grade" in r.stdout and "ask" in r.stdout
+    # Rendering the help of every command, in one process, still loads none of them.
+    code = ("import sys\nfrom grader.cli import app\n"
+            "for cmd in (['--help'], ['grade', '--help'], ['batch', '--help'], ['evaluate', '--help']):\n"
+            "    try:\n        app(cmd, prog_name='grader')\n    except SystemExit:\n        pass\n"
+            "print([m for m in ('torch','sentence_transformers','ray','numpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_shared_options_read_the_same_in_grade_ask_and_batch():
+    from typer.main import get_command
+
+    from grader.cli import app
+
+    root = get_command(app)
+    helps = {}
+    for name in ("grade", "ask", "batch"):
+        for p in root.commands[name].params:
+            if p.name in ("llm", "llm_weight", "no_cache", "calibration", "model"):
+                helps.setdefault(p.name, set()).add((tuple(p.opts), p.help))
+    assert set(helps) == {"llm", "llm_weight", "no_cache", "calibration", "model"}
+    assert all(len(v) == 1 for v in helps.values()), helps
 
 
 def test_questions_list_json_and_table(bank):

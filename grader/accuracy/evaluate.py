@@ -1,16 +1,5 @@
-"""Agreement with human graders: read a graded file, grade each answer against its own
-reference answer, and compare.
-
-Metrics are on the file's own score scale (points, not fractions):
-
-- pearson, spearman: scipy.stats over all answers pooled, on score / max_score (a file
-  that mixes maxima would otherwise earn correlation from the maxima alone; with one
-  maximum per file it is the same as on points).
-- qwk: sklearn's cohen_kappa_score(weights="quadratic") on the file's scale: whole points
-  when every human score and maximum is a whole number, else half points.  Predictions
-  (fraction x max_score) and human scores are both rounded to the nearest step (halves
-  round up) and clipped to 0..max_score before the kappa; nothing else is rounded.
-- rmse, mae: sklearn, in points.
+"""Agreement with human graders: grade each graded answer (bank rows as `grade` does, the
+others against their own reference answer) and compare, with the metrics of `metrics.py`.
 
 Zero-shot: the calibration given (or the shipped default) applied as it is.  Cross-validated
 (`cv`): K folds grouped by question (sklearn GroupKFold), so the calibration that scores an
@@ -21,10 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-
-import numpy as np
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from grader.accuracy.fit import fit_calibration

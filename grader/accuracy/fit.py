@@ -146,8 +146,6 @@ def _fits(X, y, names, feature_sets, weight, alpha, link, stretch, quiet: bool =
     return fits
 
 
-
-
 _BASE = ["cos", "align", "align_p", "cos_noq", "overlap", "overlap_p", "concepts", "cos_q",
          "len_ratio"]
 DEFAULT_FEATURE_SETS: list[list[str]] = [

@@ -8,7 +8,8 @@ Ray engine), copies (near-identical answers), job (a whole `grader batch` job as
 from grader.batch.copies import CopyDetector, CopyPair
 from grader.batch.ingest import AnswerRow, RowProblem, Source, iter_rows, open_source
 from grader.batch.journal import BatchRecord, BatchSummary, Journal, make_record, read_journal
-from grader.batch.plan import BatchPlan, plan_batch, question_for_row
+from grader.bank import question_for_row
+from grader.batch.plan import BatchPlan, plan_batch
 from grader.batch.run import CHUNK_ROWS, run_batch
 from grader.batch.ray import INSTALL_HINT, require_ray, run_batch_ray
 from grader.batch.job import BatchOptions, BatchOutcome, DryRunCount, run_job

@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
+from grader.models import CopyPair
 from grader.text import tokens
 
 # Two answers to the same question whose embeddings are at least this close are listed.
@@ -22,14 +22,6 @@ MIN_WORDS = 6
 # Reports list at most this many pairs (the closest first) and count the rest: a file where
 # hundreds of candidates pasted one answer must not make the report quadratic in size.
 MAX_PAIRS = 1000
-
-
-class CopyPair(BaseModel):
-    question_id: str
-    candidate_a: str
-    candidate_b: str
-    similarity: float
-    exact: bool
 
 
 class CopyDetector:

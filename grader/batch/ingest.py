@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from grader.errors import InputError
+from grader.models import AnswerRow
 from grader.text import clean
 
 REQUIRED = ("candidate", "question_id", "answer")
@@ -23,23 +24,6 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"
 # Any single field beyond this is refused rather than read into memory whole.
 MAX_FIELD = 10 * 1024 * 1024
 csv.field_size_limit(MAX_FIELD)
-
-
-class AnswerRow(BaseModel):
-    """One candidate's answer to one question, as read from the input."""
-
-    line: int
-    candidate: str
-    question_id: str
-    answer: str
-    submission_id: str | None = None
-    question: str | None = None
-    reference_answer: str | None = None
-    topic: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.candidate}\x1f{self.question_id}"
 
 
 class RowProblem(BaseModel):

@@ -18,7 +18,8 @@ from grader.bank import Bank
 from grader.batch.copies import CopyDetector
 from grader.batch.ingest import AnswerRow, Source, iter_rows, open_source
 from grader.batch.journal import BatchSummary
-from grader.batch.plan import BatchPlan, plan_batch, question_for_row
+from grader.bank import question_for_row
+from grader.batch.plan import BatchPlan, plan_batch
 from grader.batch.run import CHUNK_ROWS, Reviewer
 from grader.config import Settings
 from grader.errors import InputError

@@ -13,20 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from grader.batch.ingest import AnswerRow, RowProblem
+from grader.batch.ingest import RowProblem
 from grader.errors import InputError
-from grader.models import GradeResult
-from grader.scoring import MAX_ANSWER_CHARS
-
-
-class BatchRecord(GradeResult):
-    """One graded answer of a batch: the grade result plus who wrote it and where it came from."""
-
-    candidate: str
-    answer: str = Field(default="", description="The answer as graded (cut at 20,000 characters).")
-    submission_id: str | None = None
-    line: int | None = Field(default=None, description="Input line (row number for JSON); None: not in the input.")
-    topic: str | None = None
+from grader.models import MAX_ANSWER_CHARS, AnswerRow, BatchRecord, GradeResult
 
 
 class BatchSummary(BaseModel):

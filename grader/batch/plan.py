@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from grader.bank import Bank
-from grader.batch.ingest import AnswerRow, RowProblem, Source, iter_rows
+from grader.bank import Bank, question_for_row
+from grader.batch.ingest import RowProblem, Source, iter_rows
 from grader.errors import InputError
-from grader.models import Question
 
 
 class BatchPlan(BaseModel):
@@ -25,19 +24,6 @@ class BatchPlan(BaseModel):
         for row in iter_rows(src):
             if not isinstance(row, RowProblem) and row.line not in self.skipped_lines:
                 yield row
-
-
-def question_for_row(row: AnswerRow, bank: Bank) -> Question | None:
-    """The bank question, or one made from the row's own question and reference answer."""
-    if row.question_id in bank.questions:
-        return bank.questions[row.question_id]
-    if row.question and row.reference_answer and row.reference_answer.strip():
-        # Free-form ids from the input are kept as they are (not bank slugs).
-        return Question.model_construct(
-            id=row.question_id, topic=row.topic or "Custom", question=row.question,
-            model_answer=row.reference_answer,
-        )
-    return None
 
 
 def plan_batch(src: Source, bank: Bank, *, skip_invalid: bool) -> BatchPlan:

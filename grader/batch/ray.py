@@ -19,7 +19,8 @@ import numpy as np
 from grader.bank import Bank
 from grader.batch.ingest import AnswerRow, Source
 from grader.batch.journal import BatchSummary, Journal
-from grader.batch.plan import BatchPlan, question_for_row
+from grader.bank import question_for_row
+from grader.batch.plan import BatchPlan
 from grader.batch.run import CHUNK_ROWS, OnVectors
 from grader.config import Settings
 from grader.errors import ConfigError

@@ -12,7 +12,7 @@ import hashlib
 import json
 
 from grader.models import Question, Rubric
-from grader.scoring.prepare import MAX_ANSWER_CHARS
+from grader.models import MAX_ANSWER_CHARS
 
 PROMPT_VERSION = "1"
 

@@ -10,11 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from grader.bank import Bank
-from grader.batch.copies import CopyPair
-from grader.batch.ingest import AnswerRow
-from grader.batch.journal import BatchRecord
-from grader.batch.plan import question_for_row
+from grader.bank import Bank, question_for_row
+from grader.models import AnswerRow, BatchRecord, CopyPair
 from grader.scoring.combine import no_answer
 
 # Above this many answers, the Markdown and HTML reports leave out per-answer details

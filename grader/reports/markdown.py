@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from grader.models import GradeResult
+from grader.models import GradeResult, Session
 
 if TYPE_CHECKING:
     from grader.reports.aggregate import BatchReport
-    from grader.reports.single import Session
 
 
 def md_escape(text: str) -> str:

@@ -6,7 +6,7 @@ import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from grader.batch.journal import BatchRecord
+from grader.models import BatchRecord
 from grader.errors import InputError
 from grader.fsutil import atomic_write_text
 from grader.reports.aggregate import BatchReport

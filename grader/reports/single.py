@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, Field
 
 from grader.fsutil import atomic_write_text
-from grader.models import GradeResult
+from grader.models import GradeResult, Session
 from grader.reports.markdown import result_markdown, session_markdown
-
-
-class Answered(BaseModel):
-    """One graded answer of a practice session."""
-
-    answer: str
-    result: GradeResult
-
-
-class Session(BaseModel):
-    """A `grader ask` session: what was asked, answered and scored."""
-
-    started: str = Field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
-    answers: list[Answered] = Field(default_factory=list)
-
-    @property
-    def total(self) -> float:
-        return round(sum(a.result.score for a in self.answers), 2)
-
-    @property
-    def max_total(self) -> float:
-        return round(sum(a.result.max_score for a in self.answers), 2)
 
 
 def write_result(path: Path, result: GradeResult, answer: str | None = None) -> None:

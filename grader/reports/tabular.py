@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from grader.batch.journal import BatchRecord
+from grader.models import BatchRecord
 from grader.fsutil import atomic_open
 from grader.reports.aggregate import BatchReport
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from grader.models import Question, Rubric
+from grader.models import MAX_ANSWER_CHARS, Question, Rubric
 from grader.scoring import flags as F
 from grader.text import Sentence, analyse, clean
 
-# Interview answers are a few paragraphs; beyond this, text is not read (and is flagged),
-# so a megabyte of padding costs no more than a long answer.
-MAX_ANSWER_CHARS = 20_000
 # Sentences beyond this many are not embedded one by one.
 MAX_SENTENCES = 64
 

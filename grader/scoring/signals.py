@@ -61,7 +61,7 @@ import numpy as np
 
 from grader.scoring.draft import draft_concepts, question_stems
 from grader.embedding import Embedder, SparseVector, sparse_dot, term_encoder
-from grader.models import Rubric, Signal
+from grader.models import MAX_ANSWER_CHARS, Rubric, Signal
 from grader.scoring.evidence import Evidence
 from grader.scoring.prepare import Prepared
 from grader.scoring.rubric import concept_credit
@@ -87,7 +87,6 @@ DIRECTION: dict[str, int] = {name: 1 for name in SIGNALS} | {
     "cos_q": -1, "q_share": -1, "alt_cos_q": -1,
 }
 MAX_SENTENCES = 64
-MAX_ANSWER_CHARS = 20_000
 EMBED_CHUNK = 512
 T = TypeVar("T")  # what _in_chunks maps each text to
 

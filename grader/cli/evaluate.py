@@ -1,0 +1,111 @@
+"""`grader evaluate` and `grader calibrate`: agreement with human graders, and fitting on them."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from grader.cli.app import app
+from grader.cli.context import ListFormat, console, fmt, settings
+from grader.cli.progress import counted
+
+METRICS = ("pearson", "spearman", "qwk", "rmse", "mae")
+
+
+@app.command()
+def evaluate(
+    file: Path = typer.Argument(..., metavar="FILE.jsonl", help="Human-graded answers (see shared/datasets/README.md)."),
+    format_: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
+    cv: Optional[int] = typer.Option(None, "--cv", help="Also K-fold cross-validation, folds grouped by question."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the shipped one)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: also its score alone and, with --cv, as one more signal."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", metavar="OUT.jsonl", help="Also write each row's predicted and human score, one JSON line per row."),
+):
+    """Measure agreement with human graders.  Rows of a bank question without their own
+    reference answer are scored exactly as `grader grade` scores them; the others against
+    their own reference answer."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.accuracy.job import EvaluateOptions, evaluate_file
+
+    outcome = evaluate_file(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit, model=model,
+                                            predictions=predictions), settings(), counted)
+    result, trained = outcome.evaluation, outcome.trained
+    for w in outcome.warnings:
+        console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if format_ == ListFormat.json:
+        if trained is None:
+            typer.echo(result.model_dump_json(indent=2))
+        else:
+            import json
+
+            typer.echo(json.dumps({**result.model_dump(mode="json"), "trained_model": trained}, indent=2))
+        return
+    con = console()
+    t = Table(title=f"{escape(file.name)}: {result.n} answers · {result.questions} questions · "
+                    f"scale step {result.scale_step:g}")
+    t.add_column("metric")
+    t.add_column("zero-shot", justify="right")
+    if result.cv:
+        t.add_column(f"cv {result.cv_folds}-fold by question", justify="right")
+    for m in METRICS:
+        t.add_row(m, fmt(getattr(result.zero_shot, m)), *([fmt(getattr(result.cv, m))] if result.cv else []))
+    con.print(t)
+    q = Table(title=f"per question ({'cross-validated' if result.cv else 'zero-shot'})")
+    for col in ("question", "n", "max", "human mean", "predicted mean", "pearson", "mae"):
+        q.add_column(col, justify="left" if col == "question" else "right")
+    for pq in result.per_question:
+        q.add_row(escape(pq.question_id), str(pq.n), f"{pq.max_score:g}", f"{pq.human_mean:.2f}",
+                  f"{pq.predicted_mean:.2f}", fmt(pq.pearson), f"{pq.mae:.2f}")
+    con.print(q)
+    con.print(f"calibration: {escape(result.calibration)} · model {escape(result.model)} · {result.seconds:.1f} s")
+    if result.bank_rows:
+        con.print(f"{result.bank_rows} row(s) of bank questions scored as `grader grade` scores them "
+                  f"({escape(result.bank_mix or '')} mix)")
+    if trained is not None:
+        t = Table(title=f"trained model {escape(trained['model'])}")
+        t.add_column("metric")
+        t.add_column("model alone", justify="right")
+        with_signal = "cv_with_signal" in trained
+        if with_signal:
+            t.add_column(f"cv {cv}-fold, signals + model", justify="right")
+        for m in METRICS:
+            t.add_row(m, fmt(trained["alone"][m]), *([fmt(trained["cv_with_signal"][m])] if with_signal else []))
+        con.print(t)
+        if not with_signal:
+            con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
+
+
+@app.command()
+def calibrate(
+    files: list[Path] = typer.Argument(..., metavar="FILE.jsonl...", help="Human-graded answers; several are pooled, each weighing the same."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibration JSON."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers of each file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: fit its score as one more signal."),
+):
+    """Fit how the signals combine into a score on human grades; save it as JSON."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.accuracy.job import CalibrateOptions, calibrate_to_file
+
+    cal = calibrate_to_file(CalibrateOptions(files=files, out=out, limit=limit, force=force, model=model),
+                            settings(), counted)
+    con = console()
+    views = [("", cal.fits)]
+    if cal.second:
+        views.append((f"second view ({cal.second.model}, weight {cal.second.weight:g}), ", cal.second.fits))
+    for view, fits in views:
+        for i, fit in enumerate(fits):
+            t = Table(title=f"{escape(view)}fit {i + 1}: intercept {fit.intercept:.3f}"
+                      + (" (used when peers are missing)" if i else ""))
+            t.add_column("signal")
+            t.add_column("coefficient (per std)", justify="right")
+            for name, c in zip(fit.features, fit.coef):
+                t.add_row(escape(name), f"{c:+.4f}")
+            con.print(t)
+    rows = sum(f.rows for f in cal.fitted_on)
+    con.print(f"Fitted on {rows} answers from {len(cal.fitted_on)} file(s); wrote {escape(str(out))}")

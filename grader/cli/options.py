@@ -1,0 +1,28 @@
+"""Options shared by grade, ask and batch, defined once."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Llm = Annotated[bool, typer.Option("--llm", help="Also get feedback from the configured LLM (see docs/llm.md).")]
+LlmWeight = Annotated[Optional[float], typer.Option(
+    "--llm-weight", min=0.0, max=1.0,
+    help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
+)]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask the LLM again even if its reply is cached.")]
+Calibration = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="Score with a calibration fitted on human grades (grader calibrate).",
+)]
+Model = Annotated[Optional[Path], typer.Option(
+    "--model",
+    help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL).",
+)]
+
+
+def llm_reviewer(weight: Optional[float], no_cache: bool):
+    """`--llm`: the reviewer, or a one-line ConfigError naming the missing setting."""
+    from grader.cli.context import settings
+    from grader.llm import make_reviewer
+
+    return make_reviewer(settings(), weight=weight, use_cache=not no_cache)
