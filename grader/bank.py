@@ -85,6 +85,19 @@ def load_exemplars(path: Path) -> ExemplarSet:
     return _load_toml(path, ExemplarSet)
 
 
+def with_exemplars(rubric: Rubric, path: Path) -> Rubric:
+    """The rubric with the graded exemplars of its side file added (when there is one)."""
+    if not path.exists():
+        return rubric
+    extra = load_exemplars(path)
+    if extra.question_id != rubric.question_id:
+        raise InputError(f"{path}: question_id: {extra.question_id!r} does not match file name")
+    for i, e in enumerate(extra.exemplars):
+        if e.score > rubric.points:
+            raise InputError(f"{path}: exemplars.{i}.score: {e.score:g} is above the rubric's {rubric.points:g} points")
+    return rubric.model_copy(update={"exemplars": rubric.exemplars + extra.exemplars})
+
+
 def exemplars_path(rubrics_dir: Path, qid: str) -> Path:
     """Where a question's graded exemplars live: beside its rubric."""
     return rubrics_dir / f"{qid}{EXEMPLARS_SUFFIX}"
@@ -114,6 +127,9 @@ class Bank:
 
 
 EXEMPLARS_SUFFIX = ".exemplars.toml"
+# Below these, `grader rubric validate` warns: the scorer leans on both.
+MIN_MISCONCEPTIONS = 5
+MIN_EXEMPLARS = 8
 
 
 def rubric_path(rubrics_dir: Path, qid: str) -> Path:
@@ -137,7 +153,7 @@ def load_bank(questions_path: Path, rubrics_dir: Path, *, require_rubrics: bool 
         r = load_rubric(p)
         if r.question_id != q.id:
             raise InputError(f"{p}: question_id: {r.question_id!r} does not match file name")
-        bank.rubrics[q.id] = r
+        bank.rubrics[q.id] = with_exemplars(r, exemplars_path(rubrics_dir, q.id))
     return bank
 
 
@@ -182,6 +198,13 @@ def validate_rubrics(questions_path: Path, rubrics_dir: Path) -> list[Problem]:
             problems.append(Problem(file=str(p), field="question_id",
                                     message=f"no question {r.question_id!r} in {questions_path}"))
             continue
+        problems += _exemplar_problems(r, exemplars_path(rubrics_dir, r.question_id))
+        if len(r.misconceptions) < MIN_MISCONCEPTIONS:
+            problems.append(Problem(
+                file=str(p), field="misconceptions", severity="warning",
+                message=f"{len(r.misconceptions)} misconception(s); a bank question should list at least "
+                f"{MIN_MISCONCEPTIONS} that interviewers hear",
+            ))
         qwords = {stem(t) for t in tokens(q.question) if t not in STOPWORDS}
         for i, c in enumerate(r.concepts):
             for j, t in enumerate(c.terms):
@@ -196,6 +219,21 @@ def validate_rubrics(questions_path: Path, rubrics_dir: Path) -> list[Problem]:
             problems.append(Problem(file=str(rubric_path(rubrics_dir, qid)), field="",
                                     message=f"missing rubric for question {qid!r}"))
     return problems
+
+
+def _exemplar_problems(rubric: Rubric, path: Path) -> list[Problem]:
+    """A rubric's graded exemplars: the side file valid, enough of them, grades within its points."""
+    try:
+        merged = with_exemplars(rubric, path)
+    except InputError as exc:
+        msg = str(exc).removeprefix(f"{path}: ")
+        fld, _, rest = msg.partition(": ")
+        return [Problem(file=str(path), field=fld if rest else "", message=rest or msg)]
+    if len(merged.exemplars) < MIN_EXEMPLARS:
+        return [Problem(file=str(path), field="exemplars", severity="warning",
+                        message=f"{len(merged.exemplars)} graded exemplar(s); at least {MIN_EXEMPLARS} let the "
+                        "scorer tell right answers in other words from wrong ones in the right words")]
+    return []
 
 
 def question_for_row(row: AnswerRow, bank: Bank) -> Question | None:

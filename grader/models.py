@@ -51,6 +51,12 @@ class Concept(_Strict):
         "when its words occur close together in one sentence.",
     )
     hint: str = Field(min_length=1, description="Shown to a candidate who missed it.")
+    statements: list[str] = Field(
+        default_factory=list,
+        description="The idea as candidates say it in plain words, without the terms (\"you send the whole "
+        "new version and the old one is thrown away\"); an answer sentence close to one of them in meaning "
+        "shows the concept in part.",
+    )
     subject: str | None = Field(
         default=None,
         description="The rubric subject this concept is a claim about (a `subjects` name): only a clause "
@@ -111,6 +117,19 @@ class Weights(_Strict):
         return self.keywords / total, self.semantic / total
 
 
+ExemplarKind = Literal["strong", "other-words", "partial", "wrong-right-words", "swapped", "off-topic",
+                      "hedged", "tautology", "negated", "other"]
+
+
+class Exemplar(_Strict):
+    """A graded example answer of one bank question: evidence the scorer leans on."""
+
+    kind: ExemplarKind = Field(description="What sort of answer it is.")
+    score: float = Field(ge=0, description="The grade an interviewer gives it, in the rubric's points.")
+    reason: str = Field(min_length=1, max_length=300, description="Why it earns that grade, in one line.")
+    answer: str = Field(min_length=1)
+
+
 class Rubric(_Strict):
     """The marking scheme of one question."""
 
@@ -126,9 +145,16 @@ class Rubric(_Strict):
     )
     concepts: list[Concept] = Field(min_length=1)
     misconceptions: list[Misconception] = Field(default_factory=list)
+    exemplars: list[Exemplar] = Field(
+        default_factory=list,
+        description="Graded example answers; those of `<id>.exemplars.toml` beside the rubric are added.",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Rubric":
+        for i, e in enumerate(self.exemplars):
+            if e.score > self.points:
+                raise ValueError(f"exemplars[{i}].score: {e.score:g} is above the rubric's {self.points:g} points")
         names = {s.name for s in self.subjects}
         for i, c in enumerate(self.concepts):
             if c.subject is not None and c.subject not in names:
@@ -141,19 +167,6 @@ class Rubric(_Strict):
                     raise ValueError(f"{kind}[{i}].name: duplicate name {item.name!r}")
                 seen.add(key)
         return self
-
-
-ExemplarKind = Literal["strong", "other-words", "partial", "wrong-right-words", "swapped", "off-topic",
-                      "hedged", "tautology", "negated", "other"]
-
-
-class Exemplar(_Strict):
-    """A graded example answer of one bank question: evidence the scorer leans on."""
-
-    kind: ExemplarKind = Field(description="What sort of answer it is.")
-    score: float = Field(ge=0, description="The grade an interviewer gives it, in the rubric's points.")
-    reason: str = Field(min_length=1, max_length=300, description="Why it earns that grade, in one line.")
-    answer: str = Field(min_length=1)
 
 
 class ExemplarSet(_Strict):
@@ -221,7 +234,7 @@ class Components(BaseModel):
         default="rubric", description="What made the fraction: the rubric mix or a calibration."
     )
     fraction: float | None = Field(
-        default=None, description="The mix's fraction of the maximum, before the cap, penalties and LLM."
+        default=None, description="The fraction of the maximum before the cap, penalties and LLM: the mix's, pulled toward the graded exemplars."
     )
     contributions: list[Contribution] = Field(
         default_factory=list, description="The mix's signals, largest effect first."
@@ -242,6 +255,17 @@ class Components(BaseModel):
         return text + (f" · LLM {self.llm:.0%}" if self.llm is not None else "")
 
 
+class NearestGraded(BaseModel):
+    """The graded answer closest to this one in meaning, and its grade."""
+
+    source: Literal["exemplar", "graded"] = Field(description="A bank exemplar or a user's graded answer.")
+    score: float
+    max_score: float
+    similarity: float = Field(description="Cosine between the two whole answers.")
+    answer: str
+    reason: str | None = None
+
+
 class GradeResult(BaseModel):
     """The scored breakdown of one answer; what `grader grade --format json` prints."""
 
@@ -255,6 +279,8 @@ class GradeResult(BaseModel):
     concepts: list[ConceptResult]
     misconceptions: list[MisconceptionResult]
     flags: list[str]
+    nearest_graded: NearestGraded | None = Field(
+        default=None, description="The closest graded example answer, when the question has any.")
     model: str = Field(description="The embedding model that scored it.")
     trained_model: str | None = Field(
         default=None, description="The trained model (grader train) that scored it too: folder@weights hash."

@@ -36,8 +36,8 @@ def result_renderable(r: GradeResult, model_answer: str | None = None) -> Panel:
         t.add_column(width=2)
         t.add_column(ratio=1)
         for c in covered:
-            note = "" if c.via == "terms" else " [dim](in other words, partial)[/]"
-            t.add_row("[green]✓[/]", f"[bold]{escape(c.name)}[/]{note}\n[dim]“{escape(c.evidence or '')}”[/]")
+            mark, note = ("[green]✓[/]", "") if c.via == "terms" else ("[yellow]◐[/]", " [dim](partial: in other words)[/]")
+            t.add_row(mark, f"[bold]{escape(c.name)}[/]{note}\n[dim]“{escape(c.evidence or '')}”[/]")
         parts += [Text("\nCovered", style="bold green"), t]
     if missed:
         t = Table(show_header=False, box=None, padding=(0, 1), expand=True)
@@ -55,6 +55,12 @@ def result_renderable(r: GradeResult, model_answer: str | None = None) -> Panel:
             t.add_row("[magenta]![/]", f"[bold]{escape(m.name)}[/] (−{m.penalty:g})\n"
                       f"[dim]“{escape(m.evidence)}”[/]\n{escape(m.why)}")
         parts += [Text("\nMisconceptions", style="bold magenta"), t]
+    if r.nearest_graded:
+        n = r.nearest_graded
+        parts += [Text("\nClosest graded answer", style="bold"),
+                  Text(f"scored {n.score:g}/{n.max_score:g} (similarity {n.similarity:.2f})"
+                       + (f": {n.reason}" if n.reason else "")),
+                  Text(f"“{n.answer}”", style="dim")]
     if r.flags:
         parts.append(Text("\nFlags: " + ", ".join(r.flags), style="yellow"))
     if r.feedback:

@@ -285,7 +285,9 @@ def test_cli_draft_llm_writes_toml_that_validates(fake_llm, tmp_path):
     v = subprocess.run(grader_cmd() + ["rubric", "validate", "--rubrics", str(out.parent)],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert v.returncode == 0, v.stdout + v.stderr
-    assert "ok" in v.stdout and "(0 warning(s))" in v.stdout, v.stdout
+    # A draft lists few misconceptions; the bank's bar for them is a warning, and the only one.
+    warnings = [line for line in v.stdout.splitlines() if line.startswith("warning:")]
+    assert "ok" in v.stdout and all(f"{out.name}: misconceptions:" in w for w in warnings), v.stdout
     r2 = _draft_cli(env, "--llm")  # to stdout, from the cache
     assert r2.returncode == 0 and len(fake_llm.requests) == 1
     assert Rubric.model_validate(tomllib.loads(r2.stdout)) == rubric

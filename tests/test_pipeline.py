@@ -110,12 +110,14 @@ def test_calibrated_result_explains_its_score(bank, grader_):
         assert c.mix == "calibration"
         used = {x.signal for x in c.contributions}
         assert "keywords" not in used and "semantic" not in used  # the rubric mix's signals made nothing here
-        first_view = {n for n in used if not n.startswith("second:") and n != "on_topic_gate"}
+        first_view = {n for n in used if not n.startswith("second:") and n not in ("on_topic_gate", "exemplar")}
         assert first_view and first_view <= set(cal.features())
         values = {x.signal: x.value for x in c.contributions}
         names = sorted(first_view)
         X = np.array([[values[n] for n in names]])
         frac = float(cal.predict(X, names)[0]) * ramp(c.semantic_raw, *ON_TOPIC)
+        # The policy's pull toward the bank's graded exemplars is shown as its own contribution.
+        frac += sum(x.effect for x in c.contributions if x.signal == "exemplar")
         assert c.fraction == pytest.approx(frac, abs=2e-3)  # values are shown to 4 decimals
         expected = points_for(capped(c.fraction, misses_required(r.concepts)), r.max_score,
                               sum(m.penalty for m in r.misconceptions))
@@ -131,7 +133,7 @@ def test_rubric_result_explains_its_score(bank, grader_):
     for a in [q.model_answer, "PUT replaces the whole resource.", "PATCH replaces the whole resource."]:
         r = grader_.grade_many([Item(q, bank.rubrics[q.id], a)])[0]
         c = r.components
-        assert c.mix == "rubric" and {x.signal for x in c.contributions} <= {"keywords", "semantic"}
+        assert c.mix == "rubric" and {x.signal for x in c.contributions} <= {"keywords", "semantic", "exemplar"}
         assert sum(x.effect for x in c.contributions) == pytest.approx(c.fraction, abs=2e-4)
         expected = points_for(capped(c.fraction, misses_required(r.concepts)), r.max_score,
                               sum(m.penalty for m in r.misconceptions))

@@ -32,7 +32,7 @@ QIDS = [q["id"] for q in QUESTIONS]
 # Pieces real answers are made of: model-answer sentences, rubric terms and misconceptions.
 FRAGMENTS = sorted({s.strip() for q in QUESTIONS for s in re.split(r"(?<=[.;])\s+", q["model_answer"]) if s.strip()}
                    | {t for r in RUBRICS.values() for c in r["concepts"] for t in c["terms"]}
-                   | {t for r in RUBRICS.values() for m in r.get("misconceptions", []) for t in m["terms"]})
+                   | {t for r in RUBRICS.values() for m in r.get("misconceptions", []) for t in m.get("terms", [])})
 UNICODE_BITS = ["🐳", "\u200b", "\u202e", "\u2066", "שלום", "مرحبا", "\u0000", "\x1b[31m", "\ufeff", "ｆｕｌｌ", "e\u0301",
                 "\t", "\n\n", "...", "!!!", "—", "«»", "\u00ad"]
 
@@ -120,7 +120,7 @@ def test_adding_a_missing_concepts_words_never_lowers_the_concept_score(g, b, ca
         assert a[name] == 1.0, (base, term)
 
 
-MISCONCEPTIONS = [(qid, t) for qid, r in RUBRICS.items() for m in r.get("misconceptions", []) for t in m["terms"]]
+MISCONCEPTIONS = [(qid, t) for qid, r in RUBRICS.items() for m in r.get("misconceptions", []) for t in m.get("terms", [])]
 NEGATED = [
     "It is not true that {t}.",
     "It is wrong to say that {t}.",

@@ -37,7 +37,7 @@ def result_markdown(result: GradeResult, answer: str | None = None, level: int =
     if covered:
         lines.append(f"{h}# Covered")
         for x in covered:
-            how = "" if x.via == "terms" else " (in other words, partial credit)"
+            how = "" if x.via == "terms" else " (partial: in other words)"
             lines.append(f"- **{md_escape(x.name)}**{how}: “{md_escape(x.evidence or '')}”")
         lines.append("")
     if missed:
@@ -53,6 +53,11 @@ def result_markdown(result: GradeResult, answer: str | None = None, level: int =
                 f"- **{md_escape(m.name)}** (−{m.penalty:g}): “{md_escape(m.evidence)}”. {md_escape(m.why)}"
             )
         lines.append("")
+    if result.nearest_graded:
+        n = result.nearest_graded
+        reason = f" {md_escape(n.reason)}" if n.reason else ""
+        lines += [f"Closest to a graded answer that scored {n.score:g}/{n.max_score:g} "
+                  f"(similarity {n.similarity:.2f}):{reason} “{md_escape(n.answer)}”", ""]
     if result.flags:
         lines += [f"Flags: {', '.join(md_escape(f) for f in result.flags)}", ""]
     if result.feedback:

@@ -5,8 +5,10 @@ weighting of the rubric's concept share and the similarity to the model answer) 
 calibration fitted on human grades; both are `Mix` objects.  Then the policy, the same for
 every mix and every command:
 
-- a required concept not shown caps the fraction at REQUIRED_CAP (flag "required concept
-  missing");
+- an answer close to a graded exemplar is pulled toward the nearest exemplars' grade, the
+  more the closer it is (`exemplar_pull`);
+- a required concept absent by terms and by meaning caps the fraction at REQUIRED_CAP (flag
+  "missing required concept");
 - each misconception stated subtracts its penalty in points;
 - the score is clamped to 0..max and rounded to 2 decimals; its band follows from it;
 - an LLM review moves the fraction by at most a bounded shift (`llm_shift`), never up for
@@ -34,6 +36,10 @@ from grader.scoring.similarity import ramp
 REQUIRED_CAP = 0.6
 # A bare list of terms shows vocabulary, not understanding: its rubric signal counts half.
 KEYWORD_LIST_FACTOR = 0.5
+# Pulled toward the graded exemplars' grade: nothing at cosine 0.80 or below to the nearest
+# exemplar, EXEMPLAR_PULL_MAX of the way at 0.95 and above.
+EXEMPLAR_PULL_MAX = 0.3
+EXEMPLAR_PULL_RAMP = (0.80, 0.95)
 STRONG = 0.75
 ACCEPTABLE = 0.5
 
@@ -48,8 +54,13 @@ def band_for(fraction: float) -> str:
 
 
 def misses_required(concepts: Sequence[ConceptResult]) -> bool:
-    """Whether a required concept earned less than half its credit."""
-    return any(c.required and c.credit < 0.5 for c in concepts)
+    """Whether a required concept is absent: no terms, and too little meaning to count as shown."""
+    return any(c.required and not c.matched for c in concepts)
+
+
+def exemplar_pull(similarity: float) -> float:
+    """How far toward the exemplars' grade an answer this close to the nearest one is pulled."""
+    return EXEMPLAR_PULL_MAX * ramp(similarity, *EXEMPLAR_PULL_RAMP)
 
 
 def capped(fraction: float, required_missing: bool) -> float:
@@ -153,6 +164,14 @@ def combine(p: Prepared, evidence: Evidence, fraction: float, contributions: lis
     q, rubric = p.item.question, p.item.rubric
     points = rubric.points if rubric else 10.0
     flags = list(p.flags) + [f for f in evidence.flags if f not in p.flags]
+    mixed = fraction
+    exemplar = evidence.value("exemplar")
+    if math.isfinite(exemplar):
+        w = exemplar_pull(evidence.value("exemplar_sim", 0.0))
+        if w > 0:
+            fraction = (1 - w) * fraction + w * exemplar
+            contributions = contributions + [Contribution(signal="exemplar", value=round(exemplar, 4),
+                                                          effect=round(fraction - mixed, 4))]
     missing = misses_required(evidence.concepts)
     if missing:
         flags.append(F.REQUIRED_MISSING)
@@ -176,6 +195,7 @@ def combine(p: Prepared, evidence: Evidence, fraction: float, contributions: lis
         concepts=evidence.concepts,
         misconceptions=evidence.misconceptions,
         flags=flags,
+        nearest_graded=evidence.nearest,
         model=model,
     )
 

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.models import ConceptResult, MisconceptionResult, Signal
+from grader.models import ConceptResult, MisconceptionResult, NearestGraded, Signal
 from grader.scoring.prepare import Prepared
 
 
@@ -20,6 +20,7 @@ class Evidence(BaseModel):
     concepts: list[ConceptResult] = Field(default_factory=list)
     misconceptions: list[MisconceptionResult] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
+    nearest: NearestGraded | None = None
 
     def value(self, name: str, default: float = float("nan")) -> float:
         """The named signal's value, or `default`."""
@@ -31,6 +32,7 @@ class Evidence(BaseModel):
             signals=self.signals + other.signals, concepts=self.concepts + other.concepts,
             misconceptions=self.misconceptions + other.misconceptions,
             flags=self.flags + [f for f in other.flags if f not in self.flags],
+            nearest=other.nearest or self.nearest,
         )
 
 

@@ -19,6 +19,7 @@ from grader.models import GradeResult, Question, Rubric, Weights
 from grader.scoring.calibration import MODEL_SIGNAL, Calibration, load_calibration
 from grader.scoring.combine import CalibratedMix, Mix, RubricMix, combine, no_answer
 from grader.scoring.evidence import Evidence, Scorer
+from grader.scoring.exemplars import ExemplarScorer
 from grader.scoring.prepare import MAX_ANSWER_CHARS, Item, Prepared, prepare
 from grader.scoring.rubric import RubricScorer
 from grader.scoring.signals import ReferenceScorer
@@ -51,7 +52,7 @@ class Grader:
         self.trained = trained
         # The second embedding model of a calibration with a second view (else unused).
         self.second = second
-        scorers: list[Scorer] = [SimilarityScorer(), RubricScorer()]
+        scorers: list[Scorer] = [SimilarityScorer(), RubricScorer(), ExemplarScorer()]
         if self.mix.reference_signals:
             scorers.append(ReferenceScorer(embedder, second))
         if trained is not None:

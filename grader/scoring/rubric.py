@@ -1,19 +1,57 @@
-"""The rubric scorer: which of a question's concepts an answer shows, and which
-misconceptions it states, each with the sentence that shows it."""
+"""The rubric scorer: which of a question's concepts an answer claims, and which
+misconceptions it states, each with the sentence that shows it.
+
+A concept's terms count only in a firm clause (not hedged, not attributed to others, not a
+tautology) about the concept's subject and not denied; the same claim made of the other
+subject of a comparison is a swapped-roles misconception, and a denied one a misconception
+too.  Misconceptions are found by their terms and, sentence by sentence, by meaning.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from grader.models import ConceptResult, MisconceptionResult, Signal
+from grader.models import Concept, ConceptResult, MisconceptionResult, Rubric, Signal
 from grader.scoring import similarity as S
+from grader.scoring.claims import Clause, clause_subject, clauses, segments
 from grader.scoring.evidence import Evidence
-from grader.scoring.keywords import Vocabulary, find_terms
+from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
 from grader.scoring.prepare import MAX_SENTENCES, Prepared
+from grader.text import NEGATIONS, STOPWORDS, analyse, tokens
 
 NAME = "rubric"
+HEDGED = "hedged: guesses earn no credit"
+TAUTOLOGY = "tautology: restating the question earns no credit"
+
+# Meaning alone credits one concept per WORDS_PER_MEANING content words of a sentence (at
+# least one): "Sessions live on the server, JWT is a signed token" cannot evidence
+# revocation, scaling and use cases at once.
+WORDS_PER_MEANING = 12
+# A sentence states a misconception by meaning when it is at least MISCONCEPTION_SIM close
+# to one of its statements and MISCONCEPTION_MARGIN closer to it than to any correct
+# statement (the concepts' descriptions and the model answer's sentences).
+MISCONCEPTION_SIM = 0.70
+MISCONCEPTION_MARGIN = 0.06
+# Shorter sentences than this say too little for their meaning to convict them
+# ("PUT is idempotent." sits close to "Only GET is idempotent, since PUT changes state").
+MISCONCEPTION_MIN_WORDS = 4
+# Words that deny the claim that follows them, at most DENIAL_LOOKBACK tokens before it.
+# Narrower than keywords.NEGATIONS: "without an index the database scans every row" still
+# shows the full-scan concept.
+DENIALS = frozenset({"not", "never", "cannot", "neither", "nor", "no", "non"})
+DENIAL_LOOKBACK = 3
+# The meaning-credit ramp of the rubric scorer (see `meaning_credit`).
+MEANING_FLOOR = S.CONCEPT_FLOOR
+MEANING_CEIL = S.CONCEPT_CEIL
+
+
+def meaning_credit(similarity: float) -> float:
+    """Partial credit for a concept shown only by meaning: from nothing at MEANING_FLOOR to
+    SEMANTIC_CONCEPT_MAX at MEANING_CEIL (against the description or a plain-words statement)."""
+    return round(S.SEMANTIC_CONCEPT_MAX * S.ramp(round(float(similarity), 4), MEANING_FLOOR, MEANING_CEIL), 4)
 
 
 def concept_credit(term_hit: bool, best_similarity: float) -> float:
@@ -30,17 +68,94 @@ def keyword_share(concepts: Sequence[ConceptResult]) -> float:
     return sum(c.weight * c.credit for c in concepts) / total
 
 
+def denied(hit: Hit) -> bool:
+    """Whether a denial word stands just before the hit or inside it ("is not idempotent")."""
+    own = sum(1 for t in hit.sentence.all_tokens[hit.start:hit.end + 1] if t in DENIALS)
+    lo = max(0, hit.start - DENIAL_LOOKBACK)
+    return sum(1 for t in hit.sentence.all_tokens[lo:hit.end + 1] if t in DENIALS) > own
+
+
+# For a sentence's polarity as a whole, any negating word counts ("it is false that ...").
+_POLARITY = DENIALS | NEGATIONS
+
+
+def _denial_count(words: Sequence[str]) -> int:
+    return sum(1 for t in words if t in _POLARITY)
+
+
+def correct_statements(rubric: Rubric, model_answer: str) -> list[str]:
+    """What a right answer says: every concept's description and plain-words statements, the
+    model answer's sentences and the parts of its long sentences (an answer's parts are held
+    against like parts)."""
+    return list(_model_answer_parts(model_answer)) + [t for c in rubric.concepts for t in (c.description, *c.statements)]
+
+
+@lru_cache(maxsize=1024)
+def _model_answer_parts(model_answer: str) -> tuple[str, ...]:
+    sentences = analyse(model_answer)
+    return tuple([s.text for s in sentences] + [t for s in sentences for t in segments(s)])
+
+
+class _Claim:
+    """What the firm clauses say about one concept: shown, swapped, denied or only guessed."""
+
+    def __init__(self) -> None:
+        self.shown: Clause | None = None
+        self.swapped: Clause | None = None
+        self.denied: Clause | None = None
+        self.hedged = False
+
+
+def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary) -> _Claim:
+    out = _Claim()
+    terms = [t for t in concept.terms if vocab.may_show(t)]
+    if not terms:
+        return out
+    for clause in parts:
+        hits = [h for h in (find_in_sentence(t, clause.part) for t in terms) if h]
+        if not hits:
+            continue
+        # One affirmed term is enough: "runs identically, so no more works-on-my-machine issues".
+        hit = next((h for h in hits if not denied(h)), hits[0])
+        if clause.hedged:
+            out.hedged = True
+        if not clause.firm:
+            continue
+        no = denied(hit)
+        other = concept.subject is not None and clause.subject is not None and clause.subject != concept.subject
+        if other:
+            # "PATCH is not idempotent" beside "PUT is idempotent" is a contrast, not a swap; and
+            # "it is not true that the template holds the logic" is no swap either.
+            negated = any(t in _POLARITY for t in clause.part.all_tokens[:hit.end + 1])
+            if not negated and out.swapped is None:
+                out.swapped = clause
+            continue
+        if no:
+            if concept.subject is not None and clause.subject == concept.subject and out.denied is None:
+                out.denied = clause
+            continue
+        out.shown = clause
+        break
+    return out
+
+
 class RubricScorer:
-    """Concepts by their terms or, partially, by meaning; misconceptions by their terms
-    (a sentence stating a misconception is evidence for no concept)."""
+    """Concepts by their terms in firm clauses about their subject or, partially, by meaning;
+    misconceptions by their terms, by meaning, and from swapped or denied concept claims (a
+    sentence stating a misconception is evidence for no concept)."""
 
     name = NAME
 
     def texts(self, p: Prepared) -> list[str]:
-        """Sentences and concept descriptions, embedded by the grader's embedder."""
+        """Sentences, concept descriptions, misconception statements and the model answer's sentences."""
         if p.empty or p.item.rubric is None:
             return []
-        return [s.text for s in p.sentences[:MAX_SENTENCES]] + [c.description for c in p.item.rubric.concepts]
+        rubric = p.item.rubric
+        units = [s.text for s in p.sentences[:MAX_SENTENCES]]
+        if rubric.misconceptions:
+            units += [t for s in p.sentences[:MAX_SENTENCES] for t in segments(s)]
+        return (units + correct_statements(rubric, p.item.question.model_answer)
+                + [t for m in rubric.misconceptions for t in m.statements])
 
     def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
         """One Evidence per answer: the `keywords` signal, concept and misconception results."""
@@ -52,38 +167,134 @@ class RubricScorer:
             return Evidence()
         sents = p.sentences[:MAX_SENTENCES]
         svecs = np.stack([vec[s.text] for s in sents])
-        cvecs = np.stack([vec[c.description] for c in rubric.concepts])
-        best, which = S.concept_similarities(svecs, cvecs)
+        parts = clauses(p.sentences, rubric.subjects)
         vocab = Vocabulary(p.sentences)
-        misconceptions: list[MisconceptionResult] = []
-        for m in rubric.misconceptions:
-            hit = find_terms(m.terms, p.sentences, claims=True, vocab=vocab)
-            if hit:
+        misconceptions = self._stated(p, rubric, parts, sents, svecs, vec, vocab)
+        # A sentence stating a misconception is evidence for no concept.
+        stated = {m.evidence for m in misconceptions}
+        claims = [_claim(c, [x for x in parts if x.sentence.text not in stated], vocab) for c in rubric.concepts]
+        for c, cl in zip(rubric.concepts, claims):
+            if cl.shown is None and cl.swapped is not None:
                 misconceptions.append(MisconceptionResult(
-                    name=m.name, penalty=m.penalty, evidence=hit.sentence.text, why=m.why,
+                    name=f"Swapped roles: {c.name} (said of {cl.swapped.subject})", via="swapped",
+                    penalty=_auto_penalty(c), evidence=cl.swapped.sentence.text,
+                    why=f"That is true of {c.subject}, not {cl.swapped.subject}: {c.description}",
+                ))
+            elif cl.shown is None and cl.denied is not None:
+                misconceptions.append(MisconceptionResult(
+                    name=f"Denies: {c.name}", via="denied", penalty=_auto_penalty(c),
+                    evidence=cl.denied.sentence.text, why=c.description,
                 ))
         # "PATCH replaces the whole resource" does not show what PUT does.
         wrong = {m.evidence for m in misconceptions}
-        usable = [s for s in p.sentences if s.text not in wrong]
-        concepts: list[ConceptResult] = []
-        for i, c in enumerate(rubric.concepts):
-            hit = find_terms(c.terms, usable, vocab=vocab)
-            if hit:
-                concepts.append(ConceptResult(
-                    name=c.name, weight=c.weight, required=c.required, matched=True,
-                    credit=concept_credit(True, 1.0), via="terms", evidence=hit.sentence.text,
-                ))
-                continue
-            closest = sents[int(which[i])].text
-            credit = concept_credit(False, best[i]) if closest not in wrong else 0.0
-            matched = credit >= 0.5 * S.SEMANTIC_CONCEPT_MAX
-            concepts.append(ConceptResult(
-                name=c.name, weight=c.weight, required=c.required, matched=matched,
-                credit=credit, via="semantic" if credit > 0 else "none",
-                evidence=closest if credit > 0 else None, hint=None if matched else c.hint,
-            ))
+        concepts = self._concepts(rubric, claims, sents, svecs, vec, wrong, parts)
         shown = [c.name for c in concepts if c.matched]
+        flags = []
+        if any(cl.hedged and cl.shown is None for cl in claims):
+            flags.append(HEDGED)
+        if any(c.tautology for c in parts) and not shown:
+            flags.append(TAUTOLOGY)
         keywords = Signal(name="keywords", value=round(keyword_share(concepts), 4), scorer=NAME,
                           explanation=f"{len(shown)} of {len(concepts)} concepts shown"
                           + (f": {', '.join(shown)}" if shown else ""))
-        return Evidence(signals=[keywords], concepts=concepts, misconceptions=misconceptions)
+        return Evidence(signals=[keywords], concepts=concepts, misconceptions=misconceptions, flags=flags)
+
+    def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], sents, svecs, vec,
+                vocab: Vocabulary) -> list[MisconceptionResult]:
+        """Misconceptions stated by their terms in a firm clause, or by a sentence's meaning (about
+        the same subject, with the same polarity)."""
+        out: list[MisconceptionResult] = []
+        firm_parts = [c for c in parts if c.firm]
+        firm_sentences = {c.sentence.text for c in firm_parts}
+        subjects_of: dict[str, set[str | None]] = {}
+        for c in parts:
+            subjects_of.setdefault(c.sentence.text, set()).add(c.subject)
+        # Sentences, and the parts of long ones, each with the sentence it stands in.
+        units = [(s.text, s) for s in sents] + [(t, s) for s in sents for t in segments(s)]
+        uvecs = np.stack([vec[t] for t, _ in units])
+        correct = correct_statements(rubric, p.item.question.model_answer)
+        right = np.max(np.stack([vec[t] for t in correct]) @ uvecs.T, axis=0)
+        for m in rubric.misconceptions:
+            hit = find_terms(m.terms, [c.part for c in firm_parts], claims=True, vocab=vocab) if m.terms else None
+            if hit is not None:
+                evidence = next(c.sentence.text for c in firm_parts if c.part is hit.sentence)
+                out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=evidence, why=m.why))
+                continue
+            if not m.statements:
+                continue
+            sims = np.stack([vec[t] for t in m.statements]) @ uvecs.T
+            best = sims.max(axis=0)
+            for j in np.argsort(-best):
+                text, sentence = units[int(j)]
+                if best[j] < MISCONCEPTION_SIM:
+                    break
+                if sentence.text not in firm_sentences or best[j] - right[j] < MISCONCEPTION_MARGIN:
+                    continue
+                if sum(1 for t in tokens(text) if t not in STOPWORDS) < MISCONCEPTION_MIN_WORDS:
+                    continue
+                # "PATCH does not replace the whole resource" is close in meaning to the claim it
+                # rejects, and "PUT is idempotent" to "PUT is not idempotent".
+                said = analyse(m.statements[int(sims[:, j].argmax())])
+                if _denial_count(tokens(text)) != _denial_count(said[0].all_tokens):
+                    continue
+                about = clause_subject(said[0], rubric.subjects) if rubric.subjects else None
+                if about is not None and about not in subjects_of.get(sentence.text, {None}):
+                    continue
+                out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=sentence.text, why=m.why,
+                                               via="meaning"))
+                break
+        return out
+
+    def _concepts(self, rubric: Rubric, claims: list[_Claim], sents, svecs, vec, wrong: set[str],
+                  parts: list[Clause]) -> list[ConceptResult]:
+        """Each concept's result: shown by terms, else partial credit by meaning from a firm
+        sentence about its subject (one concept per WORDS_PER_MEANING content words of it)."""
+        # Each concept's closeness to each sentence: its description or its closest plain-words statement.
+        sims = np.stack([(np.stack([vec[t] for t in (c.description, *c.statements)]) @ svecs.T).max(axis=0)
+                         for c in rubric.concepts])  # concepts x sentences
+        subjects_of: dict[str, set[str | None]] = {}
+        firm: set[str] = set()
+        for c in parts:
+            subjects_of.setdefault(c.sentence.text, set()).add(c.subject)
+            if c.firm:
+                firm.add(c.sentence.text)
+        for i, c in enumerate(rubric.concepts):
+            for j, s in enumerate(sents):
+                about = subjects_of.get(s.text, {None})
+                elsewhere = c.subject is not None and None not in about and c.subject not in about
+                if s.text in wrong or s.text not in firm or elsewhere or claims[i].shown is not None:
+                    sims[i, j] = -1.0
+        # Strongest pairs first; a sentence lends its meaning to a few concepts at most.
+        chosen: dict[int, int] = {}
+        used: dict[int, int] = {}
+        for flat in np.argsort(-sims, axis=None):
+            i, j = divmod(int(flat), sims.shape[1])
+            if sims[i, j] < MEANING_FLOOR:
+                break
+            if i in chosen or used.get(j, 0) >= 1 + len(sents[j].content) // WORDS_PER_MEANING:
+                continue
+            chosen[i] = j
+            used[j] = used.get(j, 0) + 1
+        out: list[ConceptResult] = []
+        for i, c in enumerate(rubric.concepts):
+            shown = claims[i].shown
+            if shown is not None:
+                out.append(ConceptResult(
+                    name=c.name, weight=c.weight, required=c.required, matched=True,
+                    credit=concept_credit(True, 1.0), via="terms", evidence=shown.sentence.text,
+                ))
+                continue
+            j = chosen.get(i)
+            credit = meaning_credit(sims[i, j]) if j is not None else 0.0
+            matched = credit >= 0.5 * S.SEMANTIC_CONCEPT_MAX
+            out.append(ConceptResult(
+                name=c.name, weight=c.weight, required=c.required, matched=matched,
+                credit=credit, via="semantic" if credit > 0 else "none",
+                evidence=sents[j].text if credit > 0 else None, hint=None if matched else c.hint,
+            ))
+        return out
+
+
+def _auto_penalty(concept: Concept) -> float:
+    # A swapped or denied required concept is the heart of the question.
+    return 2.0 if concept.required else 1.0

@@ -1,0 +1,223 @@
+"""Claims: an answer's clauses with what each is about and how firmly it is said.
+
+A concept is a statement about something ("PUT replaces the whole resource"), so its terms
+show it only in a clause that is about that subject, affirmed, not hedged and not put in
+someone else's mouth.  This module reads those properties off the text; the rubric scorer
+decides what they mean for credit and misconceptions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from grader.models import Subject
+from grader.text import STOPWORDS, Sentence, analyse, normalise, tokens
+
+# Clause boundaries inside a sentence: semicolons, a contrast word, or "and"/"," followed by
+# a new subject (checked by the caller, which knows the subjects).
+_CONTRAST = re.compile(r"\s*;\s*|,?\s+\b(?:but|while|whereas|whilst|however|although|though)\b\s*|\s+\u2014\s+|\s+-\s+",
+                       re.IGNORECASE)
+_JOIN = re.compile(r",?\s+\b(?:and|or|whereas)\b\s+|,\s+", re.IGNORECASE)
+
+# A piece after "and" or a comma starts a new clause when a subject is named within its
+# first SUBJECT_REACH words ("and python manage.py migrate applies them").
+SUBJECT_REACH = 5
+# Words that make a clause a guess rather than a claim.  "might" and "could" are left out:
+# "PATCH might not be idempotent" is a precise, correct claim.
+HEDGES = (
+    "maybe", "perhaps", "possibly", "i guess", "not sure", "do not know", "no idea", "or something",
+    "i am not certain", "not certain", "i forget", "no clue", "just guessing", "some kind of", "something like that",
+)
+# Words that put a claim in someone else's mouth: "some people think PATCH replaces...".
+ATTRIBUTIONS = (
+    "some people", "some think", "some say", "some believe", "people think", "people say", "people believe",
+    "people often", "mistake", "misconception", "myth", "fallacy", "mistakenly",
+    # A claim rejected as a whole: "it is not true that ...".
+    "not true that", "false that", "untrue that", "not the case that", "wrong that", "incorrect that",
+    "wrong to say", "incorrect to say", "not correct that",
+    "contrary to", "it is wrong to say", "is often confused", "a common belief", "many think", "many people",
+    "often claimed", "often said",
+)
+# Words after which a subject is the thing contrasted or acted on, not the clause's subject.
+_ARTICLES = frozenset({"a", "an", "the"})
+_CONTRASTED_BY = frozenset({"unlike", "than", "versus", "vs", "not",
+                            # After a preposition a subject is an object: "talks to the models".
+                            "to", "with", "from", "of", "into", "onto", "on", "for", "by", "in", "about", "via"})
+_CONTRASTED_BY_TWO = frozenset({("instead", "of"), ("opposed", "to"), ("compared", "to"), ("compared", "with"),
+                                ("rather", "than")})
+_TAUTOLOGY = re.compile(r"\b([a-z][\w-]*)\s+(?:is|are|means)\s+(?:just\s+|simply\s+|basically\s+)?(?:an?\s+|the\s+)?\1\b")
+
+
+# A new sentence carries the last subject on only when it opens by referring back to it.
+_REFERS_BACK = frozenset({"it", "its", "this", "that", "they", "these", "those", "which", "also", "and", "so",
+                          "but", "both", "then", "here"})
+# A short sentence of alternatives is a guess: "either a partial update or the entire resource or idempotent".
+GUESS_LIST_MAX_WORDS = 16
+
+
+def _guess_list(lowered: str) -> bool:
+    words = lowered.split()
+    ors = words.count("or")
+    return ors >= 2 and (len(words) <= GUESS_LIST_MAX_WORDS or "either" in words or "whether" in words)
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of an answer sentence, with its parent sentence (the evidence shown)."""
+
+    sentence: Sentence
+    part: Sentence
+    subject: str | None
+    hedged: bool
+    attributed: bool
+    tautology: bool
+
+    @property
+    def firm(self) -> bool:
+        """Said as the candidate's own claim: not hedged, not attributed, not a tautology."""
+        return not (self.hedged or self.attributed or self.tautology)
+
+
+@lru_cache(maxsize=4096)
+def _subject_words(subjects: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((name, tuple(tuple(tokens(t)) for t in terms)) for name, terms in subjects)  # type: ignore[misc]
+
+
+def _mentions(toks: tuple[str, ...], words) -> list[tuple[int, str]]:
+    """(position, subject name) of each subject mention in the tokens, in order."""
+    found = []
+    for name, phrases in words:
+        for phrase in phrases:
+            n = len(phrase)
+            if not n:
+                continue
+            for i in range(len(toks) - n + 1):
+                if toks[i:i + n] == phrase:
+                    found.append((i, name))
+    return sorted(found)
+
+
+def _has_any(text: str, phrases: tuple[str, ...]) -> bool:
+    padded = f" {' '.join(tokens(text))} "
+    return any(f" {p} " in padded for p in phrases)
+
+
+def _key(subjects: list[Subject]):
+    return tuple((s.name, tuple(s.terms)) for s in subjects)
+
+
+def split_clauses(sentence: Sentence, subjects: list[Subject]) -> list[str]:
+    """A sentence's clauses: split at contrast words and semicolons always, and at "and", "or"
+    or a comma when a new subject follows (so "PUT and PATCH are methods" stays whole)."""
+    words = _subject_words(_key(subjects))
+    parts = [p for p in _CONTRAST.split(sentence.text) if p and p.strip(" ,")]
+    if not words:
+        return parts
+    out: list[str] = []
+    for part in parts:
+        current, start = "", 0
+        for m in _JOIN.finditer(part):
+            piece = part[start:m.start()]
+            current += piece
+            start = m.end()
+            rest = part[start:]
+            # "PUT and PATCH are methods": a bare subject before "and" is not a clause of its own.
+            if _says_more(tuple(tokens(current)), words) and _mentions(tuple(tokens(rest))[:SUBJECT_REACH], words):
+                out.append(current)
+                current = ""
+            else:
+                current += m.group()
+        out.append(current + part[start:])
+    return [p for p in out if p.strip(" ,")]
+
+
+def _says_more(toks: tuple[str, ...], words) -> bool:
+    """Whether the tokens hold a content word besides subject names ("lacks permission" does)."""
+    named = {w for _, phrases in words for phrase in phrases for w in phrase}
+    return any(t not in STOPWORDS and t not in named and t not in _CONTRASTED_BY for t in toks)
+
+
+# "The first one" / "the latter" name a comparison's subjects by their order in the question.
+_BY_ORDER = {("the", "first"): 0, ("the", "former"): 0, ("the", "second"): 1, ("the", "latter"): 1}
+
+
+def clause_subject(part: Sentence, subjects: list[Subject]) -> str | None:
+    """The subject a clause is about: the first subject named in it that is not the thing
+    contrasted ("unlike PATCH, PUT ..." is about PUT), or named by order ("the first one");
+    None when it names none."""
+    words = _subject_words(_key(subjects))
+    toks = part.all_tokens
+    if len(subjects) == 2:
+        for i in range(len(toks) - 1):
+            k = _BY_ORDER.get((toks[i], toks[i + 1]))
+            if k is not None:
+                words = words + ((subjects[k].name, ((toks[i], toks[i + 1]),)),)
+                break
+    for pos, name in _mentions(toks, words):
+        # "compared to a virtual machine": look past articles to the word that contrasts.
+        k = pos
+        while k and toks[k - 1] in _ARTICLES:
+            k -= 1
+        if (k and toks[k - 1] in _CONTRASTED_BY) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
+            continue
+        return name
+    return None
+
+
+def clauses(sentences: list[Sentence], subjects: list[Subject]) -> list[Clause]:
+    """Every clause of an answer in order; a clause naming no subject takes the previous
+    clause's when it continues its sentence or refers back ("PUT replaces it. It is idempotent.")."""
+    out: list[Clause] = []
+    last: str | None = None
+    for s in sentences:
+        lowered = normalise(s.text)
+        sentence_hedged = _has_any(lowered, HEDGES) or _guess_list(lowered)
+        for n, text in enumerate(split_clauses(s, subjects)):
+            part = analyse(text)
+            if not part:
+                continue
+            p = part[0] if len(part) == 1 else _merge(part)
+            subject = clause_subject(p, subjects) if subjects else None
+            if subject is None and (n > 0 or (p.all_tokens and p.all_tokens[0] in _REFERS_BACK)):
+                subject = last
+            last = subject
+            low = normalise(text)
+            out.append(Clause(
+                sentence=s, part=p, subject=subject,
+                hedged=sentence_hedged,
+                attributed=_has_any(low, ATTRIBUTIONS),
+                tautology=bool(_TAUTOLOGY.search(" ".join(tokens(text)))),
+            ))
+    return out
+
+
+def _merge(parts: list[Sentence]) -> Sentence:
+    # A clause that the sentence splitter would cut again (a stray "!" inside) is read whole.
+    return analyse(re.sub(r"[.!?;]", ",", " ".join(p.text for p in parts)))[0]
+
+
+_SEGMENT = re.compile(r",\s+(?:and\s+|but\s+|so\s+)?|\s*;\s*|\s+(?:but|while|whereas|whilst)\s+", re.IGNORECASE)
+# A segment has at least this many content words, else it stays with its neighbour.
+SEGMENT_MIN_WORDS = 3
+
+
+def segments(sentence: Sentence) -> list[str]:
+    """The parts of a long sentence that each say one thing ("404 is a server crash, 500 means
+    the URL does not exist"), for matching claims by meaning; [] when it says one thing."""
+    return list(_segments(sentence.text))
+
+
+@lru_cache(maxsize=65_536)
+def _segments(text: str) -> tuple[str, ...]:
+    pieces = [p for p in _SEGMENT.split(text) if p and p.strip()]
+    out: list[str] = []
+    for piece in pieces:
+        if out and sum(1 for t in tokens(piece) if t not in STOPWORDS) < SEGMENT_MIN_WORDS:
+            out[-1] = f"{out[-1]}, {piece}"
+        elif out and sum(1 for t in tokens(out[-1]) if t not in STOPWORDS) < SEGMENT_MIN_WORDS:
+            out[-1] = f"{out[-1]}, {piece}"
+        else:
+            out.append(piece)
+    return tuple(out) if len(out) > 1 else ()

@@ -1,0 +1,72 @@
+"""The exemplar scorer: an answer against its question's graded example answers.
+
+The nearest exemplars by whole-answer cosine vote on a grade (weighted by closeness); the
+combiner pulls the score toward that grade as far as the nearest one is close
+(grader.scoring.combine.exemplar_pull).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from grader.models import NearestGraded, Signal
+from grader.scoring.evidence import Evidence
+from grader.scoring.prepare import Prepared
+from grader.text import clean
+
+NAME = "exemplars"
+# How many nearest exemplars vote, and how sharply closeness weighs their votes: a vote
+# counts exp((cos - best) / TEMPERATURE), so one 0.05 further away counts a third.
+NEIGHBOURS = 3
+TEMPERATURE = 0.05
+
+
+def exemplar_text(answer: str) -> str:
+    """An exemplar answer as it is embedded (as whole answers are)."""
+    return clean(answer)
+
+
+def vote(sims: np.ndarray, grades: np.ndarray) -> tuple[float, int]:
+    """The closeness-weighted grade (a fraction) of the nearest exemplars, and the nearest's index."""
+    order = np.argsort(-sims)[:NEIGHBOURS]
+    w = np.exp((sims[order] - sims[order[0]]) / TEMPERATURE)
+    return float(w @ grades[order] / w.sum()), int(order[0])
+
+
+class ExemplarScorer:
+    """Signals `exemplar` (the nearest exemplars' grade, 0..1) and `exemplar_sim` (the cosine to
+    the nearest), explained by the nearest exemplar and its grade."""
+
+    name = NAME
+
+    def texts(self, p: Prepared) -> list[str]:
+        """The whole answer and every exemplar of its question."""
+        rubric = p.item.rubric
+        if p.empty or rubric is None or not rubric.exemplars:
+            return []
+        return [p.whole] + [exemplar_text(e.answer) for e in rubric.exemplars]
+
+    def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
+        """One Evidence per answer (none without exemplars)."""
+        return [self._one(p, vectors) for p in answers]
+
+    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray]) -> Evidence:
+        rubric = p.item.rubric
+        if p.empty or rubric is None or not rubric.exemplars:
+            return Evidence()
+        ex = rubric.exemplars
+        E = np.stack([vec[exemplar_text(e.answer)] for e in ex])
+        sims = np.round(E @ vec[p.whole], 4)
+        grades = np.array([e.score / rubric.points for e in ex])
+        fraction, k = vote(sims, grades)
+        near = ex[k]
+        nearest = NearestGraded(source="exemplar", score=near.score, max_score=rubric.points,
+                                similarity=float(sims[k]), answer=near.answer, reason=near.reason)
+        why = f"closest to a graded answer that scored {near.score:g}/{rubric.points:g} (cosine {sims[k]:.2f})"
+        return Evidence(signals=[
+            Signal(name="exemplar", value=round(fraction, 4), scorer=NAME, explanation=why),
+            Signal(name="exemplar_sim", value=float(sims[k]), scorer=NAME,
+                   explanation=f"cosine to the nearest of {len(ex)} graded exemplars"),
+        ], nearest=nearest)

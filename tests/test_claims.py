@@ -1,0 +1,217 @@
+"""What is said, not which words: subjects, polarity, hedges, misconceptions by meaning and
+the bank's graded exemplars, on the real model and the real bank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grader.bank import load_bank, load_exemplars, validate_rubrics
+from grader.errors import InputError
+from grader.models import Subject
+from grader.scoring.claims import clauses, segments
+from grader.scoring.rubric import HEDGED, TAUTOLOGY
+from grader.text import analyse, clean
+
+ROOT = Path(__file__).resolve().parents[1]
+HELDOUT = ROOT / "tests" / "data" / "heldout"
+KINDS = {"strong", "paraphrase", "partial", "wrong", "swapped", "hedged"}
+PUT_PATCH = [Subject(name="put", terms=["put"]), Subject(name="patch", terms=["patch"])]
+
+
+def _clauses(text: str):
+    return [(c.part.text, c.subject) for c in clauses(analyse(text), PUT_PATCH)]
+
+
+def test_a_clause_is_about_the_subject_it_names_or_the_one_before():
+    got = _clauses("PUT replaces the whole resource and is idempotent, while PATCH is a partial update. "
+                   "It is not guaranteed to be idempotent.")
+    assert [s for _, s in got] == ["put", "patch", "patch"]
+    assert _clauses("Use PUT to replace a document and PATCH to modify fields.")[1][1] == "patch"
+
+
+def test_a_bare_pair_of_subjects_and_a_contrasted_one_are_not_clauses_of_their_own():
+    assert [s for _, s in _clauses("PUT and PATCH are both HTTP methods.")] == ["put"]
+    assert [s for _, s in _clauses("Unlike PATCH, PUT replaces everything.")] == ["put"]
+    assert [s for _, s in _clauses("The first one sends the whole new version. The latter sends the changed bits.")] \
+        == ["put", "patch"]
+
+
+def test_hedges_attributions_and_tautologies_are_not_firm_claims():
+    def firm(text):
+        return [c.firm for c in clauses(analyse(text), PUT_PATCH)]
+
+    assert firm("Maybe PATCH is a partial update.") == [False]
+    assert firm("It is either a partial update or the entire resource or idempotent.") == [False]
+    assert firm("Some people think PATCH replaces the whole resource; it does not.")[0] is False
+    assert not any(firm("PUT is PUT and PATCH is PATCH."))
+    assert firm("PATCH might not be idempotent.") == [True]
+
+
+def test_long_sentences_are_read_in_parts_for_meaning():
+    parts = segments(analyse("404 Not Found is a server crash, 500 Internal Server Error means the URL "
+                             "does not exist, and 429 is for validation errors.")[0])
+    assert len(parts) == 3
+    assert segments(analyse("PUT and PATCH are both methods, yes.")[0]) == []
+
+
+# --------------------------------------------------------------------------- the bank's scorer
+
+
+def grade(bank, grader_, qid, text):
+    return grader_.grade(bank.questions[qid], bank.rubrics[qid], text)
+
+
+def test_swapped_roles_score_low_and_say_so(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch",
+              "PATCH replaces the entire resource: the client sends the full representation and the server "
+              "overwrites what it had. PUT is a partial update that changes only the fields sent and leaves "
+              "the rest untouched.")
+    assert r.score <= 3
+    swapped = [m for m in r.misconceptions if m.via in ("swapped", "terms", "meaning")]
+    assert swapped and any("PUT replaces the whole resource" in m.name or "PATCH" in m.name for m in swapped)
+    assert not any(c.matched and c.via == "terms" for c in r.concepts if c.name.startswith(("PUT", "PATCH")))
+
+
+def test_denied_claims_are_misconceptions_not_credit(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch",
+              "PUT does not replace the entire resource and it is not idempotent. PATCH does not apply a "
+              "partial update either.")
+    assert r.score <= 3
+    assert any(m.via == "denied" for m in r.misconceptions)
+    assert not any(c.via == "terms" for c in r.concepts if c.required)
+
+
+def test_a_misconception_the_answer_rejects_is_neither_listed_nor_penalised(bank, grader_):
+    base = ("PUT replaces the whole resource with the representation sent, and it is idempotent. PATCH is a "
+            "partial update that only changes the fields sent.")
+    plain = grade(bank, grader_, "put-vs-patch", base)
+    rejecting = grade(bank, grader_, "put-vs-patch",
+                      base + " Some people think PATCH replaces the whole resource; it does not.")
+    assert not rejecting.misconceptions
+    assert rejecting.score >= plain.score - 0.5
+
+
+def test_a_hedged_list_earns_nothing_and_is_flagged(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch",
+              "I honestly don't know. Maybe it's a partial update, or the entire resource, or idempotent, "
+              "something like that.")
+    assert r.score <= 3
+    assert HEDGED in r.flags
+    assert not any(c.via == "terms" for c in r.concepts)
+
+
+def test_a_tautology_earns_nothing_and_is_flagged(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch", "PUT is PUT and PATCH is PATCH.")
+    assert r.score <= 3 and TAUTOLOGY in r.flags
+
+
+def test_misconceptions_are_found_by_meaning_unless_denied(bank, grader_):
+    rubric = bank.rubrics["cache-invalidation"]
+    stated = [m for m in rubric.misconceptions if m.statements]
+    assert stated
+    wrong = grade(bank, grader_, "cache-invalidation",
+                  "Honestly you never have to invalidate anything. Just set the TTL to infinity and the cache "
+                  "keeps itself up to date on its own.")
+    assert wrong.misconceptions and wrong.score <= 3
+    assert any(m.via in ("meaning", "terms") for m in wrong.misconceptions)
+    right = grade(bank, grader_, "cache-invalidation",
+                  "It is not true that you can set the TTL to infinity and forget about it: stale data would "
+                  "be served forever.")
+    assert not any(m.via == "meaning" for m in right.misconceptions)
+
+
+def test_a_concept_shown_only_by_meaning_is_partial_and_one_sentence_lends_meaning_to_few(bank, grader_):
+    r = grade(bank, grader_, "sessions-vs-jwt",
+              "Sessions live on the server, JWT is a signed token the client sends each time.")
+    by_meaning = [c for c in r.concepts if c.via == "semantic"]
+    assert all(c.credit < 1 for c in by_meaning)
+    from collections import Counter
+
+    per_sentence = Counter(c.evidence for c in by_meaning)
+    assert all(n <= 1 for n in per_sentence.values())
+    assert r.score < 6
+
+
+def test_the_required_cap_needs_the_concept_absent_by_meaning_too(bank, grader_):
+    from grader.scoring.combine import misses_required
+
+    r = grade(bank, grader_, "put-vs-patch", bank.questions["put-vs-patch"].model_answer)
+    assert not misses_required(r.concepts)
+    absent = [c.model_copy(update={"credit": 0.0, "matched": False, "via": "none"}) if c.required else c
+              for c in r.concepts]
+    assert misses_required(absent)
+    partial = [c.model_copy(update={"credit": 0.5, "matched": True, "via": "semantic"}) if c.required else c
+               for c in r.concepts]
+    assert not misses_required(partial)
+
+
+# --------------------------------------------------------------------------- exemplars
+
+
+def test_every_bank_question_ships_graded_exemplars_of_every_kind(bank):
+    for qid, rubric in bank.rubrics.items():
+        kinds = {e.kind for e in rubric.exemplars}
+        assert len(rubric.exemplars) >= 8, qid
+        assert {"strong", "other-words", "partial", "wrong-right-words", "off-topic"} <= kinds, (qid, kinds)
+        assert kinds & {"swapped", "other"}, qid
+        assert all(e.score <= rubric.points and e.reason.strip() for e in rubric.exemplars)
+        assert len(rubric.misconceptions) >= 5, qid
+
+
+def test_rubric_validate_accepts_the_bank_and_names_a_bad_exemplar(tmp_path):
+    assert not [p for p in validate_rubrics(ROOT / "questions.json", ROOT / "rubrics") if p.severity == "error"]
+    bad = tmp_path / "x.exemplars.toml"
+    bad.write_text('question_id = "x"\n[[exemplars]]\nkind = "brilliant"\nscore = 3\nreason = "r"\nanswer = "a"\n')
+    with pytest.raises(InputError, match=r"x\.exemplars\.toml: exemplars\.0\.kind"):
+        load_exemplars(bad)
+    rubrics = tmp_path / "rubrics"
+    rubrics.mkdir()
+    for p in (ROOT / "rubrics").glob("*.toml"):
+        (rubrics / p.name).write_bytes(p.read_bytes())
+    over = rubrics / "docker.exemplars.toml"
+    over.write_text(over.read_text().replace("score = 0", "score = 11", 1))
+    problems = [p for p in validate_rubrics(ROOT / "questions.json", rubrics) if p.severity == "error"]
+    assert len(problems) == 1 and problems[0].file.endswith("docker.exemplars.toml")
+    assert "score" in problems[0].field and "above" in problems[0].message
+
+
+def test_the_nearest_exemplar_is_shown_and_pulls_the_score(bank, grader_):
+    rubric = bank.rubrics["put-vs-patch"]
+    low = min(rubric.exemplars, key=lambda e: e.score)
+    r = grade(bank, grader_, "put-vs-patch", low.answer)
+    n = r.nearest_graded
+    assert n is not None and n.source == "exemplar"
+    assert n.score == low.score and n.similarity > 0.99 and n.reason == low.reason
+    pulled = [c for c in r.components.contributions if c.signal == "exemplar"]
+    assert pulled and pulled[0].effect <= 0
+    without = grader_.grade(bank.questions["put-vs-patch"], rubric.model_copy(update={"exemplars": []}), low.answer)
+    assert without.nearest_graded is None
+    assert r.score <= without.score
+
+
+# --------------------------------------------------------------------------- the held-out set
+
+
+def _heldout():
+    rows = []
+    for f in sorted(HELDOUT.glob("*.jsonl")):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def test_the_held_out_set_covers_every_question_and_shares_no_text_with_the_exemplars(bank):
+    rows = _heldout()
+    for qid in bank.questions:
+        kinds = [r["kind"] for r in rows if r["question_id"] == qid]
+        assert len(kinds) >= 6 and set(kinds) == KINDS, qid
+    exemplar_texts = {clean(e.answer).lower() for r in bank.rubrics.values() for e in r.exemplars}
+    assert not [r for r in rows if clean(r["answer"]).lower() in exemplar_texts]
+    examples = ROOT.parent / "shared" / "examples" / "new-user-answers.jsonl"
+    if examples.exists():
+        seen = {clean(json.loads(x)["answer"]).lower() for x in examples.read_text().splitlines() if x.strip()}
+        assert not [r for r in rows if clean(r["answer"]).lower() in seen]
