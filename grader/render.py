@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textwrap import shorten
+
 from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
@@ -10,6 +12,8 @@ from rich.text import Text
 
 from grader.models import GradeResult, Question
 
+# A graded example is shown in part: enough to recognise it beside the answer.
+SHOWN_CHARS = 240
 BAND_STYLE = {"strong": "bold green", "acceptable": "bold yellow", "weak": "bold red", "no answer": "dim"}
 
 
@@ -60,7 +64,7 @@ def result_renderable(r: GradeResult, model_answer: str | None = None) -> Panel:
         parts += [Text("\nClosest graded answer", style="bold"),
                   Text(f"scored {n.score:g}/{n.max_score:g} (similarity {n.similarity:.2f})"
                        + (f": {n.reason}" if n.reason else "")),
-                  Text(f"“{n.answer}”", style="dim")]
+                  Text(f"“{shorten(n.answer, SHOWN_CHARS)}”", style="dim")]
     if r.flags:
         parts.append(Text("\nFlags: " + ", ".join(r.flags), style="yellow"))
     if r.feedback:

@@ -63,10 +63,10 @@ class ExemplarScorer:
         fraction, k = vote(sims, grades)
         near = ex[k]
         nearest = NearestGraded(source="exemplar", score=near.score, max_score=rubric.points,
-                                similarity=float(sims[k]), answer=near.answer, reason=near.reason)
+                                similarity=round(float(sims[k]), 4), answer=near.answer, reason=near.reason)
         why = f"closest to a graded answer that scored {near.score:g}/{rubric.points:g} (cosine {sims[k]:.2f})"
         return Evidence(signals=[
             Signal(name="exemplar", value=round(fraction, 4), scorer=NAME, explanation=why),
-            Signal(name="exemplar_sim", value=float(sims[k]), scorer=NAME,
+            Signal(name="exemplar_sim", value=round(float(sims[k]), 4), scorer=NAME,
                    explanation=f"cosine to the nearest of {len(ex)} graded exemplars"),
         ], nearest=nearest)

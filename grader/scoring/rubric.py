@@ -26,18 +26,19 @@ NAME = "rubric"
 HEDGED = "hedged: guesses earn no credit"
 TAUTOLOGY = "tautology: restating the question earns no credit"
 
-# Meaning alone credits one concept per WORDS_PER_MEANING content words of a sentence (at
-# least one): "Sessions live on the server, JWT is a signed token" cannot evidence
-# revocation, scaling and use cases at once.
+# Meaning alone credits one concept per clause of a sentence, or per WORDS_PER_MEANING
+# content words when that is more: "Sessions live on the server, JWT is a signed token"
+# cannot evidence revocation, scaling and use cases at once.
 WORDS_PER_MEANING = 12
 # A sentence states a misconception by meaning when it is at least MISCONCEPTION_SIM close
 # to one of its statements and MISCONCEPTION_MARGIN closer to it than to any correct
 # statement (the concepts' descriptions and the model answer's sentences).
-MISCONCEPTION_SIM = 0.70
-MISCONCEPTION_MARGIN = 0.06
-# Shorter sentences than this say too little for their meaning to convict them
-# ("PUT is idempotent." sits close to "Only GET is idempotent, since PUT changes state").
-MISCONCEPTION_MIN_WORDS = 4
+MISCONCEPTION_SIM = 0.75
+MISCONCEPTION_MARGIN = 0.10
+# Sentences (or parts) shorter than this say too little for their meaning to convict them
+# ("PUT is idempotent." sits close to "Only GET is idempotent, since PUT changes state", and
+# "you end up with N+1 queries" to "N+1 queries are harmless because each query is fast").
+MISCONCEPTION_MIN_WORDS = 6
 # Words that deny the claim that follows them, at most DENIAL_LOOKBACK tokens before it.
 # Narrower than keywords.NEGATIONS: "without an index the database scans every row" still
 # shows the full-scan concept.
@@ -248,7 +249,7 @@ class RubricScorer:
     def _concepts(self, rubric: Rubric, claims: list[_Claim], sents, svecs, vec, wrong: set[str],
                   parts: list[Clause]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
-        sentence about its subject (one concept per WORDS_PER_MEANING content words of it)."""
+        sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
         # Each concept's closeness to each sentence: its description or its closest plain-words statement.
         sims = np.stack([(np.stack([vec[t] for t in (c.description, *c.statements)]) @ svecs.T).max(axis=0)
                          for c in rubric.concepts])  # concepts x sentences
@@ -264,14 +265,19 @@ class RubricScorer:
                 elsewhere = c.subject is not None and None not in about and c.subject not in about
                 if s.text in wrong or s.text not in firm or elsewhere or claims[i].shown is not None:
                     sims[i, j] = -1.0
-        # Strongest pairs first; a sentence lends its meaning to a few concepts at most.
+        # Strongest pairs first; a sentence lends its meaning to a few concepts at most: one per
+        # clause, or per WORDS_PER_MEANING content words when that is more.
+        clause_count: dict[str, int] = {}
+        for c in parts:
+            clause_count[c.sentence.text] = clause_count.get(c.sentence.text, 0) + 1
+        capacity = [max(clause_count.get(s.text, 1), 1 + len(s.content) // WORDS_PER_MEANING) for s in sents]
         chosen: dict[int, int] = {}
         used: dict[int, int] = {}
         for flat in np.argsort(-sims, axis=None):
             i, j = divmod(int(flat), sims.shape[1])
             if sims[i, j] < MEANING_FLOOR:
                 break
-            if i in chosen or used.get(j, 0) >= 1 + len(sents[j].content) // WORDS_PER_MEANING:
+            if i in chosen or used.get(j, 0) >= capacity[j]:
                 continue
             chosen[i] = j
             used[j] = used.get(j, 0) + 1
