@@ -99,9 +99,19 @@ def _mentions(toks: tuple[str, ...], words) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+# A phrase's words may have one word between them: "do not *really* know", "not *quite*
+# sure" are the same hedge ("you do not need to know" is none).
+PHRASE_GAP = 1
+
+
+@lru_cache(maxsize=256)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+    gap = rf"(?: \w+){{0,{PHRASE_GAP}}} "
+    return re.compile("|".join(rf"\b{gap.join(map(re.escape, p.split()))}\b" for p in phrases))
+
+
 def _has_any(text: str, phrases: tuple[str, ...]) -> bool:
-    padded = f" {' '.join(tokens(text))} "
-    return any(f" {p} " in padded for p in phrases)
+    return bool(_phrase_pattern(phrases).search(" ".join(tokens(text))))
 
 
 def _key(subjects: list[Subject]):
