@@ -215,3 +215,31 @@ def test_the_held_out_set_covers_every_question_and_shares_no_text_with_the_exem
     if examples.exists():
         seen = {clean(json.loads(x)["answer"]).lower() for x in examples.read_text().splitlines() if x.strip()}
         assert not [r for r in rows if clean(r["answer"]).lower() in seen]
+
+
+def test_the_held_out_answers_stay_at_least_where_they_were_measured(bank, grader_):
+    """Floors one answer under the levels measured in docs/accuracy.md (not yet the issue's
+    targets, which the plain-words answers miss; one answer of slack so that a last-digit
+    difference in the vectors cannot flip the test): the scorer must not lose what it gained."""
+    from grader.scoring import Item
+
+    rows = _heldout()
+    results = grader_.grade_many([Item(bank.questions[r["question_id"]], bank.rubrics[r["question_id"]],
+                                       r["answer"]) for r in rows])
+    inside = {k: 0 for k in KINDS}
+    means: dict[str, dict[str, list[float]]] = {}
+    targets = {"strong": (8, 10), "paraphrase": (7, 10), "partial": (3, 7), "wrong": (0, 3),
+               "swapped": (0, 3), "hedged": (0, 3)}
+    for r, res in zip(rows, results):
+        lo, hi = targets[r["kind"]]
+        inside[r["kind"]] += lo <= res.score <= hi
+        means.setdefault(r["question_id"], {}).setdefault(r["kind"], []).append(res.score)
+    floors = {"strong": 44, "paraphrase": 5, "partial": 19, "wrong": 8, "swapped": 17, "hedged": 11}
+    assert all(inside[k] >= floors[k] for k in floors), inside
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    ordered = [q for q, k in means.items()
+               if mean(k["strong"]) > mean(k["partial"]) > max(mean(k["wrong"]), mean(k["swapped"]))]
+    assert len(ordered) >= 19, sorted(set(means) - set(ordered))
