@@ -173,11 +173,14 @@ def batch_markdown(report: "BatchReport") -> str:
         for c in report.candidates:
             lines += [f"### {c.rank}. {e(c.candidate)}: {c.total:g}/{c.max_total:g} ({c.percent:g}%)", ""]
             for r in report.details.get(c.candidate, []):
-                covered = ", ".join(e(x.name) for x in r.concepts if x.matched) or "–"
+                covered = ", ".join(e(x.name) + ("" if x.via == "terms" else " (partial)")
+                                    for x in r.concepts if x.matched) or "–"
                 missed = ", ".join(e(x.name) for x in r.concepts if not x.matched) or "–"
                 lines.append(f"- **{e(r.question_id)}** {r.score:g}/{r.max_score:g} ({r.band}). "
                              f"Covered: {covered}. Missed: {missed}."
                              + (f" Misconceptions: {', '.join(e(m.name) for m in r.misconceptions)}." if r.misconceptions else "")
-                             + (f" Flags: {e(', '.join(r.flags))}." if r.flags else ""))
+                             + (f" Flags: {e(', '.join(r.flags))}." if r.flags else "")
+                             + (f" Closest graded answer: {r.nearest_graded.score:g}/{r.nearest_graded.max_score:g}."
+                                if r.nearest_graded else ""))
             lines.append("")
     return "\n".join(lines) + "\n"
