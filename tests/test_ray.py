@@ -33,7 +33,9 @@ def _worker_pids() -> list[int]:
 
 def test_killed_worker_still_grades_every_row_once(tmp_path, env):
     inp = tmp_path / "in.csv"
-    rows = generate(64, seed=5)
+    # Enough chunks that the run is still going when the first ones are written, even on a
+    # busy machine where a worker's start-up is most of the run.
+    rows = generate(160, seed=5)
     write(rows, inp)
     results = tmp_path / "ray.jsonl"
     proc = subprocess.Popen(grader_cmd() + ["batch", str(inp), "--results", str(results), "--quiet",
@@ -48,7 +50,7 @@ def test_killed_worker_still_grades_every_row_once(tmp_path, env):
             os.kill(pids[0], signal.SIGKILL)  # mid-run: some chunks written, more to come
             killed = True
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     out, err = proc.communicate(timeout=600)
     assert killed, "the run ended before a worker could be killed"
     assert proc.returncode == 0, err
