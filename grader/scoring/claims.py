@@ -37,7 +37,7 @@ ATTRIBUTIONS = (
     # A claim rejected as a whole: "it is not true that ...".
     "not true that", "false that", "untrue that", "not the case that", "wrong that", "incorrect that",
     "wrong to say", "incorrect to say", "not correct that",
-    "contrary to", "it is wrong to say", "is often confused", "a common belief", "many think", "many people",
+    "contrary to", "is often confused", "a common belief", "many think", "many people",
     "often claimed", "often said",
 )
 # Words after which a subject is the thing contrasted or acted on, not the clause's subject.
@@ -219,14 +219,16 @@ def segments(sentence: Sentence) -> list[str]:
     return list(_segments(sentence.text))
 
 
+def _content_words(text: str) -> int:
+    return sum(1 for t in tokens(text) if t not in STOPWORDS)
+
+
 @lru_cache(maxsize=65_536)
 def _segments(text: str) -> tuple[str, ...]:
     pieces = [p for p in _SEGMENT.split(text) if p and p.strip()]
     out: list[str] = []
     for piece in pieces:
-        if out and sum(1 for t in tokens(piece) if t not in STOPWORDS) < SEGMENT_MIN_WORDS:
-            out[-1] = f"{out[-1]}, {piece}"
-        elif out and sum(1 for t in tokens(out[-1]) if t not in STOPWORDS) < SEGMENT_MIN_WORDS:
+        if out and min(_content_words(piece), _content_words(out[-1])) < SEGMENT_MIN_WORDS:
             out[-1] = f"{out[-1]}, {piece}"
         else:
             out.append(piece)
