@@ -12,7 +12,7 @@ from grader.bank import load_bank, load_exemplars, validate_rubrics
 from grader.errors import InputError
 from grader.models import Subject
 from grader.scoring.claims import clauses, segments
-from grader.scoring.rubric import HEDGED, TAUTOLOGY
+from grader.scoring.flags import HEDGED, TAUTOLOGY
 from grader.text import analyse, clean
 
 ROOT = Path(__file__).resolve().parents[1]

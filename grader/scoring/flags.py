@@ -12,6 +12,8 @@ TOO_SHORT = "very short answer"
 TRUNCATED = "answer truncated"
 NO_ANSWER = "no answer"
 REQUIRED_MISSING = "missing required concept"
+HEDGED = "hedged: guesses earn no credit"
+TAUTOLOGY = "tautology: restating the question earns no credit"
 
 # Phrases that address the grader rather than answer the question.  Matched on normalised
 # text, so case, zero-width characters and full-width letters do not hide them.

@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from grader.models import Concept, ConceptResult, MisconceptionResult, Rubric, Signal
+from grader.scoring import flags as F
 from grader.scoring import similarity as S
 from grader.scoring.claims import Clause, clause_subject, clauses, segments
 from grader.scoring.evidence import Evidence
@@ -23,8 +24,6 @@ from grader.scoring.prepare import MAX_SENTENCES, Prepared
 from grader.text import NEGATIONS, STOPWORDS, analyse, tokens
 
 NAME = "rubric"
-HEDGED = "hedged: guesses earn no credit"
-TAUTOLOGY = "tautology: restating the question earns no credit"
 
 # Meaning alone credits one concept per clause of a sentence, or per WORDS_PER_MEANING
 # content words when that is more: "Sessions live on the server, JWT is a signed token"
@@ -192,9 +191,9 @@ class RubricScorer:
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
-            flags.append(HEDGED)
+            flags.append(F.HEDGED)
         if any(c.tautology for c in parts) and not shown:
-            flags.append(TAUTOLOGY)
+            flags.append(F.TAUTOLOGY)
         keywords = Signal(name="keywords", value=round(keyword_share(concepts), 4), scorer=NAME,
                           explanation=f"{len(shown)} of {len(concepts)} concepts shown"
                           + (f": {', '.join(shown)}" if shown else ""))
