@@ -96,6 +96,21 @@ def _model_answer_parts(model_answer: str) -> tuple[str, ...]:
     return tuple([s.text for s in sentences] + [t for s in sentences for t in segments(s)])
 
 
+class _SentenceFacts:
+    """What an answer's clauses say of each sentence (by its text): the subjects it speaks of,
+    how many clauses it has, and whether any of them is a firm claim."""
+
+    def __init__(self, parts: list[Clause]) -> None:
+        self.subjects_of: dict[str, set[str | None]] = {}
+        self.clauses: dict[str, int] = {}
+        self.firm: set[str] = set()
+        for c in parts:
+            self.subjects_of.setdefault(c.sentence.text, set()).add(c.subject)
+            self.clauses[c.sentence.text] = self.clauses.get(c.sentence.text, 0) + 1
+            if c.firm:
+                self.firm.add(c.sentence.text)
+
+
 class _Claim:
     """What the firm clauses say about one concept: shown, swapped, denied or only guessed."""
 
@@ -169,7 +184,8 @@ class RubricScorer:
         svecs = np.stack([vec[s.text] for s in sents])
         parts = clauses(p.sentences, rubric.subjects)
         vocab = Vocabulary(p.sentences)
-        misconceptions = self._stated(p, rubric, parts, sents, svecs, vec, vocab)
+        facts = _SentenceFacts(parts)
+        misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab)
         # A sentence stating a misconception is evidence for no concept.
         stated = {m.evidence for m in misconceptions}
         claims = [_claim(c, [x for x in parts if x.sentence.text not in stated], vocab) for c in rubric.concepts]
@@ -187,7 +203,7 @@ class RubricScorer:
                 ))
         # "PATCH replaces the whole resource" does not show what PUT does.
         wrong = {m.evidence for m in misconceptions}
-        concepts = self._concepts(rubric, claims, sents, svecs, vec, wrong, parts)
+        concepts = self._concepts(rubric, claims, facts, sents, svecs, vec, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -199,16 +215,12 @@ class RubricScorer:
                           + (f": {', '.join(shown)}" if shown else ""))
         return Evidence(signals=[keywords], concepts=concepts, misconceptions=misconceptions, flags=flags)
 
-    def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], sents, svecs, vec,
+    def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, sents, vec,
                 vocab: Vocabulary) -> list[MisconceptionResult]:
         """Misconceptions stated by their terms in a firm clause, or by a sentence's meaning (about
         the same subject, with the same polarity)."""
         out: list[MisconceptionResult] = []
         firm_parts = [c for c in parts if c.firm]
-        firm_sentences = {c.sentence.text for c in firm_parts}
-        subjects_of: dict[str, set[str | None]] = {}
-        for c in parts:
-            subjects_of.setdefault(c.sentence.text, set()).add(c.subject)
         # Sentences, and the parts of long ones, each with the sentence it stands in.
         units = [(s.text, s) for s in sents] + [(t, s) for s in sents for t in segments(s)]
         uvecs = np.stack([vec[t] for t, _ in units])
@@ -228,7 +240,7 @@ class RubricScorer:
                 text, sentence = units[int(j)]
                 if best[j] < MISCONCEPTION_SIM:
                     break
-                if sentence.text not in firm_sentences or best[j] - right[j] < MISCONCEPTION_MARGIN:
+                if sentence.text not in facts.firm or best[j] - right[j] < MISCONCEPTION_MARGIN:
                     continue
                 if sum(1 for t in tokens(text) if t not in STOPWORDS) < MISCONCEPTION_MIN_WORDS:
                     continue
@@ -238,38 +250,29 @@ class RubricScorer:
                 if _denial_count(tokens(text)) != _denial_count(said[0].all_tokens):
                     continue
                 about = clause_subject(said[0], rubric.subjects) if rubric.subjects else None
-                if about is not None and about not in subjects_of.get(sentence.text, {None}):
+                if about is not None and about not in facts.subjects_of.get(sentence.text, {None}):
                     continue
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=sentence.text, why=m.why,
                                                via="meaning"))
                 break
         return out
 
-    def _concepts(self, rubric: Rubric, claims: list[_Claim], sents, svecs, vec, wrong: set[str],
-                  parts: list[Clause]) -> list[ConceptResult]:
+    def _concepts(self, rubric: Rubric, claims: list[_Claim], facts: _SentenceFacts, sents, svecs, vec,
+                  wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
         # Each concept's closeness to each sentence: its description or its closest plain-words statement.
         sims = np.stack([(np.stack([vec[t] for t in (c.description, *c.statements)]) @ svecs.T).max(axis=0)
                          for c in rubric.concepts])  # concepts x sentences
-        subjects_of: dict[str, set[str | None]] = {}
-        firm: set[str] = set()
-        for c in parts:
-            subjects_of.setdefault(c.sentence.text, set()).add(c.subject)
-            if c.firm:
-                firm.add(c.sentence.text)
         for i, c in enumerate(rubric.concepts):
             for j, s in enumerate(sents):
-                about = subjects_of.get(s.text, {None})
+                about = facts.subjects_of.get(s.text, {None})
                 elsewhere = c.subject is not None and None not in about and c.subject not in about
-                if s.text in wrong or s.text not in firm or elsewhere or claims[i].shown is not None:
+                if s.text in wrong or s.text not in facts.firm or elsewhere or claims[i].shown is not None:
                     sims[i, j] = -1.0
         # Strongest pairs first; a sentence lends its meaning to a few concepts at most: one per
         # clause, or per WORDS_PER_MEANING content words when that is more.
-        clause_count: dict[str, int] = {}
-        for c in parts:
-            clause_count[c.sentence.text] = clause_count.get(c.sentence.text, 0) + 1
-        capacity = [max(clause_count.get(s.text, 1), 1 + len(s.content) // WORDS_PER_MEANING) for s in sents]
+        capacity = [max(facts.clauses.get(s.text, 1), 1 + len(s.content) // WORDS_PER_MEANING) for s in sents]
         chosen: dict[int, int] = {}
         used: dict[int, int] = {}
         for flat in np.argsort(-sims, axis=None):
