@@ -297,3 +297,30 @@ def test_an_answer_in_another_language_gets_its_questions_average_signals(embedd
     assert np.allclose(X[-1], X[:-1].mean(axis=0))
     alone = compute_signals([Pair(q, ref, german)], embedder)  # no other answers: its own signals
     assert not np.allclose(alone[0, :3], X[-1, :3])
+
+
+def test_evaluate_redirected_still_says_what_it_does(tmp_path):
+    """stderr a file, not a terminal: no bar, but plain lines of what is being embedded."""
+    err = tmp_path / "err.txt"
+    env = dict(os.environ, GRADER_CACHE_DIR=str(tmp_path / "cache"))
+    with err.open("w") as fh:
+        r = subprocess.run([*grader_cmd(), "evaluate", str(SMALL), "--format", "json"], stdout=subprocess.PIPE,
+                           stderr=fh, text=True, env=env, timeout=300)
+    assert r.returncode == 0, err.read_text()
+    lines = err.read_text().splitlines()
+    assert any(line.startswith("Embedding: 0/") and line.endswith("texts ...") for line in lines), lines
+    assert "\x1b[" not in err.read_text()  # plain text, no terminal codes
+
+
+def test_progress_lines_give_time_left_and_are_spaced(monkeypatch, capsys):
+    from grader.cli.progress import Lines
+
+    clock = iter([0.0, 0.0, 4.0, 11.0, 30.0])
+    lines = Lines("Embedding", "texts", every=10)
+    lines._clock = lambda: next(clock)
+    lines._start = 0.0
+    for done in (0, 10, 40, 50, 100):
+        lines.update(done, 100)
+    out = capsys.readouterr().err.splitlines()
+    assert out == ["Embedding: 0/100 texts ...", "Embedding: 50/100 texts, 11 s so far, about 11 s left",
+                   "Embedding: 100/100 texts, done in 30 s"]
