@@ -11,11 +11,11 @@ from grader.cli.context import bank, console, settings
 from grader.errors import InputError
 
 
-@app.command()
+@app.command(short_help="Practise: answer questions, get scored at once.")
 def ask(
-    topic: Optional[str] = typer.Option(None, "--topic", "-t", help="Only questions of this topic."),
-    question: Optional[str] = typer.Option(None, "--question", "-q", help="Just this question."),
-    reports_dir: Optional[Path] = typer.Option(None, "--reports", help="Where to write the session report."),
+    topic: Optional[str] = typer.Option(None, "--topic", "-t", metavar="TOPIC", help="Only questions of this topic."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", metavar="ID", help="Just this question."),
+    reports_dir: Optional[Path] = typer.Option(None, "--reports", metavar="DIR", help="Folder for the session report (default: GRADER_REPORTS_DIR, else reports)."),
     llm: options.Llm = False,
     llm_weight: options.LlmWeight = None,
     no_cache: options.NoCache = False,

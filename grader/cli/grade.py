@@ -31,10 +31,10 @@ def read_answer(answer: Optional[str]) -> str:
 
 @app.command()
 def grade(
-    question: str = typer.Option(..., "--question", "-q", help="Question id from the bank."),
-    answer: Optional[str] = typer.Option(None, "--answer", "-a", help="The answer (default: standard input)."),
+    question: str = typer.Option(..., "--question", "-q", metavar="ID", help="Question id from the bank."),
+    answer: Optional[str] = typer.Option(None, "--answer", "-a", metavar="TEXT", help="The answer (default: standard input)."),
     fmt: GradeFormat = typer.Option(GradeFormat.text, "--format", "-f", help="text or json."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the report (.json or .md)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Also write the report (.json or .md)."),
     llm: options.Llm = False,
     llm_weight: options.LlmWeight = None,
     no_cache: options.NoCache = False,

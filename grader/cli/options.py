@@ -5,17 +5,17 @@ from typing import Annotated, Optional
 
 import typer
 
-Llm = Annotated[bool, typer.Option("--llm", help="Also get feedback from the configured LLM (see docs/llm.md).")]
+Llm = Annotated[bool, typer.Option("--llm", help="Also get feedback from an LLM (needs GRADER_LLM_MODEL, and OPENAI_API_KEY or OPENAI_BASE_URL for a local server).")]
 LlmWeight = Annotated[Optional[float], typer.Option(
-    "--llm-weight", min=0.0, max=1.0,
+    "--llm-weight", min=0.0, max=1.0, metavar="WEIGHT",
     help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
 )]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask the LLM again even if its reply is cached.")]
 Calibration = Annotated[Optional[Path], typer.Option(
-    "--calibration", help="Score with a calibration fitted on human grades (grader calibrate).",
+    "--calibration", metavar="FILE", help="Score with a calibration fitted on human grades (grader calibrate).",
 )]
 Model = Annotated[Optional[Path], typer.Option(
-    "--model",
+    "--model", metavar="DIR",
     help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL).",
 )]
 

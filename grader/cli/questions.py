@@ -11,7 +11,7 @@ from grader.errors import InputError
 
 @questions_app.command("list")
 def questions_list(
-    topic: Optional[str] = typer.Option(None, "--topic", "-t", help="Only this topic."),
+    topic: Optional[str] = typer.Option(None, "--topic", "-t", metavar="TOPIC", help="Only this topic."),
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
 ):
     """List the bank's questions."""

@@ -10,10 +10,10 @@ from grader.cli.context import bank, console, settings
 from grader.errors import InputError
 
 
-@rubric_app.command("validate")
+@rubric_app.command("validate", short_help="Check every rubric against the bank.")
 def rubric_validate(
-    rubrics_dir: Optional[Path] = typer.Option(None, "--rubrics", help="Rubric folder."),
-    questions: Optional[Path] = typer.Option(None, "--questions", help="Question bank file."),
+    rubrics_dir: Optional[Path] = typer.Option(None, "--rubrics", metavar="DIR", help="Rubric folder (default: GRADER_RUBRICS_DIR)."),
+    questions: Optional[Path] = typer.Option(None, "--questions", metavar="FILE", help="Question bank file (default: GRADER_QUESTIONS)."),
 ):
     """Check every rubric against the bank; each problem with its file and field."""
     from grader.bank import validate_rubrics
@@ -42,15 +42,15 @@ def rubric_schema():
     typer.echo(json.dumps(Rubric.model_json_schema(), indent=2))
 
 
-@rubric_app.command("draft")
+@rubric_app.command("draft", short_help="Draft a rubric (TOML) from a model answer.")
 def rubric_draft(
-    question: Optional[str] = typer.Option(None, "--question", "-q", help="Draft from this bank question's model answer."),
-    reference: Optional[str] = typer.Option(None, "--reference", "-r", help="Draft from this model answer text."),
-    question_text: Optional[str] = typer.Option(None, "--question-text", help="With --reference: the question (its words are not concepts)."),
-    qid: str = typer.Option("drafted", "--id", help="With --reference: the rubric's question_id."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the TOML here instead of printing it."),
+    question: Optional[str] = typer.Option(None, "--question", "-q", metavar="ID", help="Draft from this bank question's model answer."),
+    reference: Optional[str] = typer.Option(None, "--reference", "-r", metavar="TEXT", help="Draft from this model answer text."),
+    question_text: Optional[str] = typer.Option(None, "--question-text", metavar="TEXT", help="With --reference: the question (its words are not concepts)."),
+    qid: str = typer.Option("drafted", "--id", metavar="ID", help="With --reference: the rubric's question_id."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Write the TOML here instead of printing it."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
-    llm: bool = typer.Option(False, "--llm", help="Let the configured LLM propose the rubric (see docs/llm.md); the plain draft if it fails."),
+    llm: bool = typer.Option(False, "--llm", help="Let an LLM propose the rubric (needs GRADER_LLM_MODEL, and OPENAI_API_KEY or OPENAI_BASE_URL for a local server); the plain draft if it fails."),
     no_cache: bool = typer.Option(False, "--no-cache", help="With --llm: ask again even if the reply is cached."),
 ):
     """Draft a rubric (TOML) from a model answer: key concepts with weights and synonyms."""

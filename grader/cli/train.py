@@ -10,12 +10,12 @@ from grader.cli.context import console
 from grader.cli.progress import progress_bar
 
 
-@app.command()
+@app.command(short_help="Fine-tune a cross-encoder on graded answers.")
 def train(
     files: list[Path] = typer.Argument(..., metavar="FILE.jsonl...", help="Human-graded answers (the evaluate format); several are pooled."),
-    out: Path = typer.Option(Path("models/grader-ce"), "--out", "-o", help="Folder for the trained model (not committed: models/ is ignored)."),
+    out: Path = typer.Option(Path("models/grader-ce"), "--out", "-o", metavar="DIR", help="Folder for the trained model (not committed: models/ is ignored)."),
     epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the training rows (early stopping on held-out questions)."),
-    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Train on a seeded sample of at most N rows."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, metavar="N", help="Train on a seeded sample of at most N rows."),
     seed: int = typer.Option(13, "--seed", help="Seed for the split, the sample, the head and the order."),
     held_out_share: float = typer.Option(0.2, "--held-out-share", help="Share of rows held out, as whole questions."),
     max_length: int = typer.Option(256, "--max-length", min=16, max=512, help="Tokens per (reference, answer) pair."),
