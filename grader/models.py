@@ -329,6 +329,7 @@ class AnswerRow(BaseModel):
     question: str | None = None
     reference_answer: str | None = None
     topic: str | None = None
+    assigned: list[str] | None = Field(default=None, description="The `questions` column: every question id this candidate was asked.")
 
     @property
     def key(self) -> str:

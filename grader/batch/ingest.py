@@ -19,7 +19,9 @@ from grader.models import AnswerRow
 from grader.text import clean
 
 REQUIRED = ("candidate", "question_id", "answer")
-OPTIONAL = ("submission_id", "question", "reference_answer", "topic")
+OPTIONAL = ("submission_id", "question", "reference_answer", "topic", "questions")
+# Other delimiters a spreadsheet may save a "CSV" with (a comma locale's Excel writes ';').
+OTHER_DELIMITERS = (";", "\t")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 # Any single field beyond this is refused rather than read into memory whole.
 MAX_FIELD = 10 * 1024 * 1024
@@ -144,10 +146,25 @@ class _Bad(Exception):
         self.problem = problem
 
 
+def _assigned(value, line: int, src: Source) -> list[str] | None:
+    """The `questions` field: the ids a candidate was asked, as a list or separated by commas/spaces."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise _Bad(RowProblem(file=src.display, line=line, field="questions", message="must be a list of question ids"))
+        ids = [v.strip() for v in value]
+    else:
+        ids = (_text(value, line, "questions", src) or "").replace(",", " ").split()
+    ids = list(dict.fromkeys(i for i in ids if i))
+    return ids or None
+
+
 def _row(obj: dict, line: int, src: Source) -> AnswerRow:
     vals = {}
     for f in REQUIRED + OPTIONAL:
-        vals[f] = _text(obj.get(f), line, f, src)
+        if f != "questions":
+            vals[f] = _text(obj.get(f), line, f, src)
     for f in ("candidate", "question_id"):
         if vals[f] is None:
             raise _Bad(RowProblem(file=src.display, line=line, field=f, message="missing"))
@@ -157,14 +174,30 @@ def _row(obj: dict, line: int, src: Source) -> AnswerRow:
     if vals["answer"] is None:
         raise _Bad(RowProblem(file=src.display, line=line, field="answer", message="missing"))
     vals["submission_id"] = vals["submission_id"] or None
-    return AnswerRow(line=line, **vals)
+    return AnswerRow(line=line, assigned=_assigned(obj.get("questions"), line, src), **vals)
+
+
+def _header_fields(header: list[str]) -> list[str]:
+    return [h.strip().lower() for h in header]
+
+
+def _delimiter(src: Source) -> str:
+    """',' unless the header only makes sense split on another delimiter (';' or tab)."""
+    with open(src.path, encoding=src.encoding, newline="") as fh:
+        first = fh.readline()
+    for delim in (",", *OTHER_DELIMITERS):
+        fields = _header_fields(next(csv.reader([first], delimiter=delim), []))
+        if all(c in fields for c in REQUIRED):
+            return delim
+    return ","
 
 
 def _iter_csv(src: Source) -> Iterator[AnswerRow | RowProblem]:
     with open(src.path, encoding=src.encoding, newline="") as fh:
         # strict: a quote that is never closed is an error, not the rest of the file read
         # into one answer.
-        reader = csv.reader(fh, strict=True)
+        delim = _delimiter(src)
+        reader = csv.reader(fh, strict=True, delimiter=delim)
         try:
             header = next(reader)
         except StopIteration:
@@ -173,11 +206,16 @@ def _iter_csv(src: Source) -> Iterator[AnswerRow | RowProblem]:
         except csv.Error as exc:
             yield RowProblem(file=src.display, line=1, field="", message=f"unreadable CSV header ({exc})", fatal=True)
             return
-        header = [h.strip().lower() for h in header]
+        header = _header_fields(header)
         missing = [c for c in REQUIRED if c not in header]
         if missing:
+            other = next((d for d in OTHER_DELIMITERS if len(header) == 1 and d in header[0]), None)
+            hint = (f"; it looks delimited by {other!r}, but even split on {other!r} it lacks "
+                    f"{', '.join(repr(c) for c in REQUIRED if c not in _header_fields(header[0].split(other)))}"
+                    if other else "")
             yield RowProblem(file=src.display, line=1, field=missing[0],
-                             message=f"missing column (header has: {_shown(', '.join(header)) or 'nothing'})", fatal=True)
+                             message=f"missing column (header has: {_shown(', '.join(header)) or 'nothing'}){hint}",
+                             fatal=True)
             return
         twice = [c for c in REQUIRED + OPTIONAL if header.count(c) > 1]
         if twice:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from grader.bank import Bank
 from grader.batch.copies import CopyDetector
-from grader.batch.ingest import AnswerRow, Source, iter_rows, open_source
+from grader.batch.ingest import AnswerRow, RowProblem, Source, iter_rows, open_source
 from grader.batch.journal import BatchSummary
 from grader.bank import question_for_row
 from grader.batch.plan import BatchPlan, plan_batch
@@ -61,6 +61,21 @@ class BatchOptions(BaseModel):
     chunk_size: int = Field(default=CHUNK_ROWS, ge=1)
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    check: bool = Field(default=False, description="Validate the file only: no grading, no model loaded.")
+    questions: list[str] | None = Field(default=None, description="The questions every candidate was asked.")
+    timestamp: bool = Field(default=False, description="Put the time of the run in the reports (not reproducible).")
+
+
+class CheckSummary(BaseModel):
+    """`--check`: what validating the file found."""
+
+    source: str
+    rows: int
+    valid: int
+    candidates: int
+    questions: int
+    skipped: int = Field(description="Questions asked of a candidate who gave no row for them.")
+    problems: list[RowProblem]
 
 
 class DryRunCount(BaseModel):
@@ -81,6 +96,7 @@ class BatchOutcome:
     outputs: list[Path] = field(default_factory=list)
     llm_usage: LLMUsage | None = None
     dry_run: DryRunCount | None = None
+    check: CheckSummary | None = None
     overall_percent: float | None = None
     exit_code: int = 0
 
@@ -108,11 +124,28 @@ def check_options(opts: BatchOptions) -> None:
 
 
 def results_path_for(opts: BatchOptions, settings: Settings) -> Path:
-    """--results, or `STEM.results.jsonl` beside the first output (else in the reports folder)."""
+    """--results, else `OUT.results.jsonl` beside the first output (named after it, so runs
+    with other outputs have journals of their own), else `INPUT.results.jsonl` in the reports folder."""
     if opts.results is not None:
         return opts.results
+    if opts.out:
+        first = opts.out[0]
+        path = first.with_name(f"{first.stem}.results.jsonl")
+        return path if path not in opts.out else first.with_name(f"{first.stem}.journal.jsonl")
     stem = "stdin" if opts.input == "-" else Path(opts.input).stem
-    return (opts.out[0].parent if opts.out else settings.reports_dir) / f"{stem}.results.jsonl"
+    return settings.reports_dir / f"{stem}.results.jsonl"
+
+
+def refuse_overwrite(opts: BatchOptions, results_path: Path) -> None:
+    """Without --force or --resume, an existing results file or output is an error saying what to do."""
+    if opts.force or opts.resume:
+        return
+    if results_path.exists():
+        raise InputError(f"{results_path}: already exists (the results of an earlier run, kept for --resume); "
+                         "--resume continues that run, --force starts over, --results FILE journals elsewhere")
+    for p in opts.out:
+        if p.exists():
+            raise InputError(f"{p}: already exists; --force overwrites it (or choose another --out)")
 
 
 def run_job(opts: BatchOptions, settings: Settings, *, progress: ProgressRunner | None = None) -> BatchOutcome:
@@ -120,16 +153,15 @@ def run_job(opts: BatchOptions, settings: Settings, *, progress: ProgressRunner 
     from grader.bank import load_bank
 
     check_options(opts)
+    if opts.check:
+        return BatchOutcome(check=check_file(opts, settings))
     provider = _llm_provider(settings, opts.no_cache) if opts.llm else None
     bank = load_bank(settings.questions, settings.rubrics_dir)
     src = open_source(opts.input, opts.input_format)
     try:
         results_path = results_path_for(opts, settings)
-        if not opts.force and not opts.resume:
-            for p in [results_path, *opts.out]:
-                if p.exists():
-                    raise InputError(f"{p}: already exists (use --resume to continue that run, or --force to overwrite)")
-        plan = plan_batch(src, bank, skip_invalid=opts.skip_invalid)
+        refuse_overwrite(opts, results_path)
+        plan = plan_batch(src, bank, skip_invalid=opts.skip_invalid, questions=opts.questions)
         if opts.dry_run:
             return BatchOutcome(dry_run=llm_dry_run(src, bank, plan, provider))
         from grader.scoring import grader_from_settings
@@ -164,6 +196,21 @@ def run_job(opts: BatchOptions, settings: Settings, *, progress: ProgressRunner 
         src.close()
 
 
+def check_file(opts: BatchOptions, settings: Settings) -> CheckSummary:
+    """`--check`: validate the file as a run would, grading nothing and loading no model."""
+    from grader.bank import load_bank
+
+    bank = load_bank(settings.questions, settings.rubrics_dir)
+    src = open_source(opts.input, opts.input_format)
+    try:
+        plan = plan_batch(src, bank, skip_invalid=True, questions=opts.questions, raise_problems=False)
+    finally:
+        src.close()
+    return CheckSummary(source=src.display, rows=plan.rows, valid=plan.valid, candidates=len(plan.candidates),
+                        questions=len(plan.question_ids), skipped=plan.expected - plan.valid,
+                        problems=plan.problems)
+
+
 def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grader: Grader,
            detector: CopyDetector, opts: BatchOptions) -> BatchOutcome:
     """Copies, the report and the outputs of a graded batch; the exit status it calls for."""
@@ -179,12 +226,12 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
     scored_by = grader.scored_by()
 
     def records():
-        return ordered_records(summary.results_path, plan.candidates, plan.question_ids, bank, custom,
+        return ordered_records(summary.results_path, plan.assigned, bank, custom,
                                grader.embedder.name, scored_by["trained_model"])
 
     rep = build_report(records(), source=src.display, pass_mark=opts.pass_mark, pairs=pairs,
                        pairs_total=detector.total, model=" + ".join(m for m in scored_by.values() if m),
-                       n_rows_hint=len(plan.candidates) * len(plan.question_ids))
+                       n_rows_hint=plan.expected, timestamp=opts.timestamp)
     write_outputs(opts.out, records, lambda: rep, by=opts.by)
     total = sum(c.total for c in rep.candidates)
     max_total = sum(c.max_total for c in rep.candidates)

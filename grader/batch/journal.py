@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -86,11 +89,12 @@ class Journal:
         leaves half a record behind.  Returns how many were written."""
         data = "".join(make_record(r, t, res).model_dump_json() + "\n"
                        for r, t, res in zip(rows, topics, results, strict=True)).encode("utf-8")
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        os.fsync(self._fd)
+        with _ctrl_c_after():
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
         return len(rows)
 
     def close(self) -> None:
@@ -103,3 +107,20 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C until the block is done, so an interrupt never tears a chunk's records
+    (a resumed run would re-grade a torn one, but the user asked to stop, not to lose work)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

@@ -5,7 +5,6 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -29,7 +28,7 @@ class CandidateRow(BaseModel):
     answered: int
     skipped: int
     scores: dict[str, float | None] = Field(description="Score by question id (None: not asked).")
-    topics: dict[str, float] = Field(description="Percent by topic.")
+    topics: dict[str, float | None] = Field(description="Percent by topic (None: no question of it was asked).")
     flags: int = 0
 
 
@@ -53,10 +52,11 @@ class BatchReport(BaseModel):
 
     title: str
     source: str
-    generated: str
+    generated: str | None = Field(default=None, description="When the report was made; only with --timestamp.")
     model: str
     pass_mark: float
-    n_answers: int
+    n_answers: int = Field(description="Answers given: the input's graded rows.")
+    n_skipped: int = Field(default=0, description="Questions asked of a candidate who gave no row for them.")
     candidates: list[CandidateRow]
     questions: list[QuestionStat]
     topics: list[str]
@@ -64,14 +64,20 @@ class BatchReport(BaseModel):
     pairs_total: int = Field(default=0, description="Pairs found; `pairs` lists the closest of them.")
     flagged: list[tuple[str, str, list[str]]]
     details: dict[str, list[BatchRecord]] | None
-    answer_scores: list[float] = Field(description="Every answer's percent, for the distribution chart.")
+    answer_scores: list[float] = Field(description="Every given answer's percent, for the distribution chart.")
+
+    @property
+    def counts(self) -> str:
+        """The header's counts: "45 answers · 3 skipped · 6 candidates · 8 questions"."""
+        parts = [f"{self.n_answers} answers"] + ([f"{self.n_skipped} skipped"] if self.n_skipped else [])
+        return " · ".join(parts + [f"{len(self.candidates)} candidates", f"{len(self.questions)} questions"])
 
 
-def ordered_records(results_path: Path, candidates: list[str], question_ids: list[str], bank: Bank,
+def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Bank,
                     custom: dict[str, AnswerRow], model: str,
                     trained_model: str | None = None) -> Iterator[BatchRecord]:
-    """Graded records in input order, then a 'no answer' record for every skipped question
-    (recording the same models as the graded ones)."""
+    """Graded records in input order, then a 'no answer' record for every question a candidate
+    was asked and did not answer (recording the same models as the graded ones)."""
     index: list[tuple[int, int]] = []
     have: set[tuple[str, str]] = set()
     with open(results_path, "rb") as fh:
@@ -87,8 +93,8 @@ def ordered_records(results_path: Path, candidates: list[str], question_ids: lis
         for _, off in index:
             fh.seek(off)
             yield BatchRecord.model_validate_json(fh.readline())
-    for cand in candidates:
-        for qid in question_ids:
+    for cand, qids in assigned.items():
+        for qid in qids:
             if (cand, qid) in have:
                 continue
             q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
@@ -98,9 +104,10 @@ def ordered_records(results_path: Path, candidates: list[str], question_ids: lis
 
 
 def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
-                 n_rows_hint: int, model: str, pairs_total: int | None = None,
+                 n_rows_hint: int, model: str, pairs_total: int | None = None, timestamp: bool = False,
                  title: str = "Candidate screening report") -> BatchReport:
-    """Aggregate records (one pass) into the report's tables."""
+    """Aggregate records (one pass) into the report's tables.  A candidate's total, percent and
+    skipped count cover only the questions they have a record for (the ones they were asked)."""
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     maxes: dict[str, float] = {}
     topic_of: dict[str, str] = {}
@@ -112,14 +119,18 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
     flagged: list[tuple[str, str, list[str]]] = []
     details: dict[str, list[BatchRecord]] | None = defaultdict(list) if n_rows_hint <= DETAIL_LIMIT else None
     percents: list[float] = []
-    n = 0
+    n = skipped = 0
     for r in records:
-        n += 1
+        if r.line is None:
+            skipped += 1  # made for a question asked and not answered, not read from the input
+        else:
+            n += 1
         scores[r.candidate][r.question_id] = r.score
         maxes[r.question_id] = r.max_score
         topic_of[r.question_id] = r.topic or "Custom"
         text_of[r.question_id] = r.question
-        percents.append(r.percent)
+        if r.line is not None:
+            percents.append(r.percent)
         if r.band != "no answer":
             answered[r.candidate] += 1
             answered_q[r.question_id] += 1
@@ -135,24 +146,30 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
     qids = list(maxes)
     topics = list(dict.fromkeys(topic_of[q] for q in qids))
     rows = []
+    share: dict[str, float] = {}
     for cand, by_q in scores.items():
         total = sum(by_q.values())
-        max_total = sum(maxes[q] for q in qids)
+        max_total = sum(maxes[q] for q in by_q)
+        share[cand] = total / max_total if max_total else 0.0
         pct = round(100 * total / max_total, 1) if max_total else 0.0
-        by_topic = {}
+        by_topic: dict[str, float | None] = {}
         for t in topics:
-            tq = [q for q in qids if topic_of[q] == t]
+            tq = [q for q in by_q if topic_of[q] == t]
             tm = sum(maxes[q] for q in tq)
-            by_topic[t] = round(100 * sum(by_q.get(q, 0.0) for q in tq) / tm, 1) if tm else 0.0
+            by_topic[t] = round(100 * sum(by_q[q] for q in tq) / tm, 1) if tm else None
         rows.append(CandidateRow(
             rank=0, candidate=cand, total=round(total, 2), max_total=round(max_total, 2), percent=pct,
-            passed=pct >= pass_mark, answered=answered[cand], skipped=len(qids) - answered[cand],
+            passed=pct >= pass_mark, answered=answered[cand], skipped=len(by_q) - answered[cand],
             scores={q: by_q.get(q) for q in qids}, topics=by_topic, flags=flags_by_cand[cand],
         ))
-    rows.sort(key=lambda c: (-c.total, c.candidate))
+    # By share of the points of the questions each was asked: candidates asked different
+    # questions are compared fairly, and with the same questions this is the order of totals.
+    rows.sort(key=lambda c: (-share[c.candidate], -c.total, c.candidate))
     for i, row in enumerate(rows):
-        # Equal totals share a rank (1, 2, 2, 4).
-        row.rank = rows[i - 1].rank if i and row.total == rows[i - 1].total else i + 1
+        # Equal results share a rank (1, 2, 2, 4).
+        prev = rows[i - 1] if i else None
+        same = prev is not None and share[row.candidate] == share[prev.candidate] and row.total == prev.total
+        row.rank = prev.rank if same else i + 1
     stats = []
     for q in qids:
         vals = [by_q[q] for by_q in scores.values() if q in by_q]
@@ -165,8 +182,14 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
             most_missed=missed[q].most_common(3),
         ))
     return BatchReport(
-        title=title, source=source, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        model=model, pass_mark=pass_mark, n_answers=n, candidates=rows, questions=stats, topics=topics,
+        title=title, source=source, generated=_now() if timestamp else None,
+        model=model, pass_mark=pass_mark, n_answers=n, n_skipped=skipped, candidates=rows, questions=stats, topics=topics,
         pairs=pairs, pairs_total=len(pairs) if pairs_total is None else pairs_total, flagged=flagged, details=dict(details) if details is not None else None,
         answer_scores=percents,
     )
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -106,8 +106,8 @@ def batch_markdown(report: "BatchReport") -> str:
     lines = [
         f"# {e(report.title)}",
         "",
-        f"Source: `{e(report.source)}` · {report.n_answers} answers · {len(report.candidates)} candidates · "
-        f"{len(report.questions)} questions · model `{e(report.model)}` · {report.generated}",
+        f"Source: `{e(report.source)}` · {report.counts} · model `{e(report.model)}`"
+        + (f" · {report.generated}" if report.generated else ""),
         "",
         f"Pass mark {report.pass_mark:g}%: **{passed} passed**, {len(report.candidates) - passed} did not.",
         "",
@@ -144,7 +144,8 @@ def batch_markdown(report: "BatchReport") -> str:
     lines += ["", "## Scores by topic", "", "| Candidate | " + " | ".join(e(t) for t in report.topics) + " |",
               "|---|" + "---|" * len(report.topics)]
     for c in report.candidates:
-        cells = " | ".join(f"{_bar(c.topics[t])} {c.topics[t]:g}%" for t in report.topics)
+        cells = " | ".join("–" if c.topics[t] is None else f"{_bar(c.topics[t])} {c.topics[t]:g}%"
+                           for t in report.topics)
         lines.append(f"| {e(c.candidate)} | {cells} |")
     lines += ["", "## Questions", "", "| Question | Topic | Answered | Mean | Spread (sd) | Min–max | Most missed concepts |",
               "|---|---|---:|---:|---:|---|---|"]
