@@ -38,7 +38,7 @@ def test_html_report_renders_in_chromium(tmp_path):
     r = run("batch", str(inp), "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     html = out.read_text(encoding="utf-8")
-    assert "src=\"http" not in html  # self-contained: nothing fetched from the network
+    assert "src=\"http" not in html and "<script" not in html  # self-contained: nothing fetched, nothing run
     probe = tmp_path / "probe.html"
     probe.write_text(html.replace("<head>", "<head>" + CAPTURE, 1).replace("</body>", REPORT + "</body>"),
                      encoding="utf-8")
@@ -47,8 +47,9 @@ def test_html_report_renders_in_chromium(tmp_path):
     assert errors == []
     ranking = dom.split('id="ranking"')[1].split("</table>")[0]
     assert ranking.index("Ann &lt;b&gt;") < ranking.index("Bob")
-    # Plotly drew both charts as SVG inside their containers.
+    # Both charts are inline SVG with a bar per value, the candidates' names escaped in them.
     for chart in ("chart-distribution", "chart-topics"):
-        part = dom.split(f'id="{chart}"')[1][:20000]
-        assert "main-svg" in part, chart
+        part = dom.split(f'id="{chart}"')[1].split("</svg>")[0]
+        assert part.count('class="bar"') >= 2, chart
+    assert "Ann &lt;b&gt;" in dom.split('id="chart-topics"')[1].split("</svg>")[0]
     assert "<script>alert(1)</script>" not in dom
