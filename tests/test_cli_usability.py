@@ -124,8 +124,7 @@ def test_help_has_plain_metavars_whole_summaries_and_no_readme_pointers():
     for path in all_commands():
         out = invoke(*path, "--help").output
         assert not re.search(r"<(str|int|float|path|list\[|bool)", out, re.I), (path, out)
-        if path != ["evaluate"]:  # its help is part of the evaluate change in progress
-            assert "README" not in out and "docs/" not in out, (path, out)
+        assert "README" not in out and "docs/" not in out, (path, out)
     top = invoke("--help").output
     assert "..." not in top.split("Commands:")[1]
     batch = invoke("batch", "--help").output

@@ -14,7 +14,7 @@ METRICS = ("pearson", "spearman", "qwk", "rmse", "mae")
 
 @app.command()
 def evaluate(
-    file: Path = typer.Argument(..., metavar="FILE.jsonl", help="Human-graded answers (see shared/datasets/README.md)."),
+    file: Path = typer.Argument(..., metavar="FILE.jsonl", help="Human-graded answers, one JSON object per line: answer, score, max_score, and question_id of a bank question or question and reference_answer."),
     format_: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json."),
     cv: Optional[int] = typer.Option(None, "--cv", help="Also K-fold cross-validation, folds grouped by question."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Calibration JSON (default: the shipped one)."),

@@ -70,6 +70,21 @@ def configure_threads(n: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def offline_transformers() -> None:
+    """Before loading a transformers model: weights never from the network, and no progress
+    bars or info logs on the user's terminal."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+        pass
+
+
 def text_lengths(embedder: Embedder, texts: Sequence[str]) -> list[int]:
     """How long each text is for this embedder: its own count (tokens) where it has one,
     else characters.  Only compared among texts for the same embedder."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding.base import configure_threads, resolve_model_path
+from grader.embedding.base import configure_threads, offline_transformers, resolve_model_path
 from grader.embedding.onnx_model import (
     EXPORT_FORMAT, META_FILE, MIN_COSINE, ONNX_FILE, default_store, model_key, open_session, read_layout, run_model,
 )
@@ -48,15 +47,9 @@ def export(model: str, model_dir: Path, copy_dir: Path, *, threads: int = 2) -> 
     """Exports the model's transformer to copy_dir/model.onnx and checks its vectors; returns the
     check's record (also written to copy_dir/export.json). Refuses a copy that differs."""
     configure_threads(threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    offline_transformers()
     import torch
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
     torch.set_num_threads(threads)
     st = SentenceTransformer(str(model_dir), device="cpu")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-from grader.embedding.base import PACKAGED_MODEL, configure_threads, longest_first, resolve_model_path
+from grader.embedding.base import (
+    PACKAGED_MODEL, configure_threads, longest_first, offline_transformers, resolve_model_path,
+)
 from grader.errors import ConfigError
 
 
@@ -35,21 +36,11 @@ class SentenceTransformerEmbedder:
                 self._model = _MODELS[self.name]
             if self._model is None:
                 configure_threads(self.threads)
-                # Weights never come from the network at run time.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                offline_transformers()
                 import torch
                 from sentence_transformers import SentenceTransformer
 
                 torch.set_num_threads(self.threads)
-                try:
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()
-                except ImportError:  # pragma: no cover - older transformers
-                    pass
                 path = resolve_model_path(self.name)
                 try:
                     self._model = SentenceTransformer(path, device="cpu")

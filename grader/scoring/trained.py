@@ -5,7 +5,6 @@ one-logit sequence classifier) scoring (reference answer, answer) pairs, determi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,10 +23,9 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def _offline(threads: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from grader.embedding import configure_threads
+    from grader.embedding.base import configure_threads, offline_transformers
 
+    offline_transformers()
     configure_threads(threads)
     import torch
 
