@@ -43,7 +43,8 @@ def main() -> int:
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
     from grader.accuracy.metrics import Metrics, metrics, scale_step
-    from grader.accuracy.graded import empty_mask, read_graded, signals_for
+    from grader.accuracy.graded import empty_mask, signals_for
+    from grader.graded_file import read_graded
     from grader.accuracy.evaluate import evaluate
     from grader.accuracy.fit import fit_on_sets
     from grader.scoring.signals import SIGNALS

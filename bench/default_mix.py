@@ -96,7 +96,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from grader.accuracy.fit import fit_on_sets
-    from grader.accuracy.graded import read_graded, signals_for
+    from grader.accuracy.graded import signals_for
+    from grader.graded_file import read_graded
     from grader.accuracy.metrics import metrics, scale_step
     from grader.bank import load_bank
     from grader.config import get_settings

@@ -162,7 +162,8 @@ def main() -> int:
     import numpy as np
 
     from grader.accuracy.evaluate import evaluate
-    from grader.accuracy.graded import read_graded, signals_for
+    from grader.accuracy.graded import signals_for
+    from grader.graded_file import read_graded
     from grader.bank import load_bank
     from grader.config import get_settings
     from grader.embedding import make_second_embedder

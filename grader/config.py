@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     keyword_weight: float = Field(default=0.6, ge=0)
     semantic_weight: float = Field(default=0.4, ge=0)
     calibration: Path | None = Field(default=None, description="Calibration JSON file.")
+    graded: Path | None = Field(
+        default=None, description="Human-graded answers to learn from (--graded): a JSONL file in evaluate's format."
+    )
     trained_model: Path | None = Field(
         default=None, description="Folder of a model from `grader train`: its score joins the calibration's signals."
     )

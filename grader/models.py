@@ -285,6 +285,9 @@ class GradeResult(BaseModel):
     trained_model: str | None = Field(
         default=None, description="The trained model (grader train) that scored it too: folder@weights hash."
     )
+    learned_from: str | None = Field(
+        default=None, description="The graded answers it learned from (--graded): how many, and their hash."
+    )
     feedback: str | None = Field(default=None, description="LLM feedback, when asked for.")
     llm: dict | None = Field(default=None, description="LLM verdict details, when asked for.")
 

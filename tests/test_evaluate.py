@@ -19,7 +19,7 @@ from grader.errors import InputError
 from grader.models import GradedRow
 from grader.accuracy.evaluate import cross_validate, grouped_folds
 from grader.accuracy.metrics import metrics, scale_step, to_scale
-from grader.accuracy.graded import read_graded
+from grader.graded_file import read_graded
 from grader.scoring.signals import SIGNALS
 from grader.models import Rubric
 

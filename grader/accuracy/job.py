@@ -11,8 +11,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from grader.accuracy.evaluate import Evaluation, evaluate
-from grader.accuracy.graded import read_graded, signals_for
+from grader.accuracy.graded import signals_for
+from grader.accuracy.with_graded import GradedFigure, evaluate_per_question, evaluate_pool
 from grader.errors import InputError
+from grader.graded_file import read_graded
 
 # A (label) -> context manager yielding a (done, total) progress callback or None.
 ProgressFactory = Callable[[str], AbstractContextManager]
@@ -27,6 +29,10 @@ class EvaluateOptions(BaseModel):
     limit: int | None = None
     model: Path | None = None
     predictions: Path | None = None
+    graded: Path | None = None
+    graded_per_question: int | None = None
+    seed: int = 0
+    repeats: int = 5
 
 
 class EvaluateOutcome(BaseModel):
@@ -78,6 +84,76 @@ def evaluate_file(opts: EvaluateOptions, settings, progress: ProgressFactory = _
     if opts.predictions is not None:
         write_predictions(opts.predictions, result)
     return EvaluateOutcome(evaluation=result, trained=trained, warnings=warnings)
+
+
+class GradedOutcome(BaseModel):
+    """`evaluate --graded` / `--graded-per-question`: the figure and warnings to show."""
+
+    figure: GradedFigure
+    warnings: list[str] = []
+
+
+def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory = _no_progress) -> GradedOutcome:
+    """Agreement when grader learns from graded answers: from a pool file (`graded`, answers
+    disjoint from the file's) or K per question of the file itself (`graded_per_question`)."""
+    from grader.embedding import make_embedder, make_second_embedder
+    from grader.scoring import Grader
+    from grader.scoring.calibration import load_calibration
+    from grader.scoring.pipeline import grader_from_settings
+
+    if (opts.graded is None) == (opts.graded_per_question is None):
+        raise InputError("give one of --graded POOL and --graded-per-question K")
+    if opts.cv or opts.model or opts.predictions:
+        raise InputError("--graded and --graded-per-question measure on their own: drop --cv, --model and --predictions")
+    if opts.graded_per_question is not None and opts.graded_per_question < 0:
+        raise InputError(f"--graded-per-question: {opts.graded_per_question}; 0 or more")
+    if opts.repeats < 1:
+        raise InputError(f"--repeats: {opts.repeats}; at least 1")
+    rows, bank = _read(opts, settings)
+    warnings: list[str] = []
+    pool: list = []
+    dropped = 0
+    if opts.graded is not None:
+        from grader.bank import load_bank
+
+        pool_all = read_graded(opts.graded, bank=bank or _bank_or_none(settings, load_bank))
+        seen = {r.answer.strip() for r in rows}
+        pool = [r for r in pool_all if r.answer.strip() not in seen]
+        dropped = len(pool_all) - len(pool)
+        if dropped:
+            warnings.append(f"{opts.graded}: {dropped} graded answer(s) dropped: their text is also in {opts.file}")
+        if not pool:
+            raise InputError(f"{opts.graded}: every graded answer is also in {opts.file}; nothing left to learn from")
+    everything = list(rows) + pool
+    if any(r.from_bank for r in everything) and bank is None:
+        from grader.bank import load_bank
+
+        bank = load_bank(settings.questions, settings.rubrics_dir)
+    cal = load_calibration(opts.calibration or settings.calibration)
+    embedder = make_embedder(settings)
+    second = make_second_embedder(settings) if cal.second else None
+    # Zero-shot: what is learned is added here, from the pool or split, never from GRADER_GRADED.
+    zero_shot = settings.model_copy(update={"graded": None})
+    grader = grader_from_settings(zero_shot, opts.calibration) if bank is not None else Grader(embedder)
+    with progress("Embedding") as cb:
+        zero = evaluate(everything, embedder, cal, file=str(opts.file), progress=cb, second=second,
+                        bank=bank, grader=grader if bank is not None else None)
+    z = np.array([p.score / p.max_score for p in zero.predictions])
+    vecs = grader.answer_vectors([r.answer for r in everything])
+    dim = next((len(v) for v in vecs if v is not None), 1)
+    V = np.stack([v if v is not None else np.zeros(dim, dtype=np.float32) for v in vecs])
+    if opts.graded is not None:
+        figure = evaluate_pool(str(opts.file), rows, pool, z, V, dropped)
+    else:
+        figure = evaluate_per_question(str(opts.file), rows, z, V, opts.graded_per_question, opts.seed, opts.repeats)
+    return GradedOutcome(figure=figure, warnings=warnings)
+
+
+def _bank_or_none(settings, load_bank):
+    try:
+        return load_bank(settings.questions, settings.rubrics_dir)
+    except InputError:
+        return None
 
 
 def _read(opts: EvaluateOptions, settings):

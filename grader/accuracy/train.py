@@ -218,7 +218,7 @@ def train(files: Sequence[Path], out: Path, settings: TrainSettings | None = Non
           force: bool = False) -> TrainResult:
     """Read graded files, split whole questions off for held-out, fine-tune, save to `out`
     (a folder that already holds a model only with `force`)."""
-    from grader.accuracy.graded import read_graded
+    from grader.graded_file import read_graded
 
     out = Path(out)
     if ((out / "config.json").exists() or (out / META_FILE).exists()) and not force:

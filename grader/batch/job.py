@@ -58,6 +58,7 @@ class BatchOptions(BaseModel):
     dry_run: bool = False
     calibration: Path | None = None
     model: Path | None = None
+    graded: Path | None = Field(default=None, description="Human-graded answers to learn from.")
     chunk_size: int = Field(default=CHUNK_ROWS, ge=1)
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
@@ -166,7 +167,7 @@ def run_job(opts: BatchOptions, settings: Settings, *, progress: ProgressRunner 
             return BatchOutcome(dry_run=llm_dry_run(src, bank, plan, provider))
         from grader.scoring import grader_from_settings
 
-        grader = grader_from_settings(settings, opts.calibration, opts.model)
+        grader = grader_from_settings(settings, opts.calibration, opts.model, opts.graded)
         detector = CopyDetector()
 
         def on_vectors(rows, vecs):
@@ -178,7 +179,9 @@ def run_job(opts: BatchOptions, settings: Settings, *, progress: ProgressRunner 
             from grader.batch.ray import run_batch_ray
 
             def grade(cb: Progress | None) -> BatchSummary:
-                return run_batch_ray(src, bank, grader, plan, results_path, settings=settings,
+                # The actors learn from the same graded answers (a setting travels to them).
+                actor_settings = settings.model_copy(update={"graded": opts.graded or settings.graded})
+                return run_batch_ray(src, bank, grader, plan, results_path, settings=actor_settings,
                                      calibration=opts.calibration, model=opts.model, resume=opts.resume,
                                      address=opts.ray_address, on_progress=cb, on_vectors=on_vectors,
                                      chunk_rows=opts.chunk_size)

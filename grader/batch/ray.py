@@ -76,7 +76,7 @@ def worker_settings(settings: Settings, threads: int) -> dict:
     s = settings.model_copy(update={
         "questions": absolute(settings.questions), "rubrics_dir": absolute(settings.rubrics_dir),
         "cache_dir": absolute(settings.cache_dir), "calibration": absolute(settings.calibration),
-        "trained_model": absolute(settings.trained_model), "threads": threads,
+        "trained_model": absolute(settings.trained_model), "graded": absolute(settings.graded), "threads": threads,
     })
     return s.model_dump(by_alias=True, exclude={"openai_api_key"})
 

@@ -55,6 +55,7 @@ def batch(
     no_cache: options.NoCache = False,
     dry_run: bool = typer.Option(False, "--dry-run", help="With --llm: say how many LLM requests would be made, grade nothing."),
     calibration: options.Calibration = None,
+    graded: options.Graded = None,
     model: options.Model = None,
     chunk_size: int = typer.Option(256, "--chunk-size", min=1, max=100_000, metavar="N", help="Rows graded and saved together."),
     engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data; pip install -e '.[ray]' in the grader checkout)."),
@@ -70,7 +71,7 @@ def batch(
     opts = BatchOptions(
         input=input, out=out, results=results, resume=resume, force=force, skip_invalid=skip_invalid,
         by=by.value, pass_mark=pass_mark, fail_under=fail_under, input_format=input_format, llm=llm,
-        llm_weight=llm_weight, no_cache=no_cache, dry_run=dry_run, calibration=calibration, model=model,
+        llm_weight=llm_weight, no_cache=no_cache, dry_run=dry_run, calibration=calibration, model=model, graded=graded,
         chunk_size=chunk_size, engine=engine.value, ray_address=ray_address, check=check,
         questions=parse_question_list(questions), timestamp=timestamp,
     )

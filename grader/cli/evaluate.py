@@ -21,6 +21,10 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N answers."),
     model: Optional[Path] = typer.Option(None, "--model", help="A model from `grader train`: also its score alone and, with --cv, as one more signal."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", metavar="OUT.jsonl", help="Also write each row's predicted and human score, one JSON line per row."),
+    graded: Optional[Path] = typer.Option(None, "--graded", metavar="POOL.jsonl", help="Learn from these graded answers to the same questions and score the file's (answers also in the file are dropped)."),
+    per_question: Optional[int] = typer.Option(None, "--graded-per-question", metavar="K", help="Learn from K random graded answers of each question of the file and score the rest (0: zero-shot)."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="First random seed of --graded-per-question."),
+    repeats: int = typer.Option(5, "--repeats", metavar="N", help="Seeds --graded-per-question averages over."),
 ):
     """Measure agreement with human graders.  Rows of a bank question without their own
     reference answer are scored exactly as `grader grade` scores them; the others against
@@ -28,8 +32,17 @@ def evaluate(
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.accuracy.job import EvaluateOptions, evaluate_file
+    from grader.accuracy.job import EvaluateOptions, evaluate_file, evaluate_learning
 
+    if graded is not None or per_question is not None:
+        learning = evaluate_learning(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit,
+                                                     model=model, predictions=predictions, graded=graded,
+                                                     graded_per_question=per_question, seed=seed, repeats=repeats),
+                                     settings(), counted)
+        for w in learning.warnings:
+            console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+        _show_learning(learning.figure, format_)
+        return
     outcome = evaluate_file(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit, model=model,
                                             predictions=predictions), settings(), counted)
     result, trained = outcome.evaluation, outcome.trained
@@ -76,6 +89,29 @@ def evaluate(
         con.print(t)
         if not with_signal:
             con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
+
+
+def _show_learning(f, format_: ListFormat) -> None:
+    """The figure learned from graded answers beside zero-shot on the same answers."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if format_ == ListFormat.json:
+        typer.echo(f.model_dump_json(indent=2))
+        return
+    how = (f"{f.k} graded answers per question, mean of {f.repeats} seeds from {f.seed}" if f.protocol == "per-question"
+           else f"learning from {f.pool} graded answers")
+    t = Table(title=f"{escape(Path(f.file).name)}: {f.n} answers scored · {how}")
+    t.add_column("metric")
+    t.add_column("learned", justify="right")
+    t.add_column("zero-shot, same answers", justify="right")
+    for m in ("pearson", "qwk", "rmse", "mae"):
+        t.add_row(m, fmt(getattr(f, m)), fmt(getattr(f.zero_shot, m)))
+    con = console()
+    con.print(t)
+    b = f.blend
+    con.print(f"blend: offset {b.offset:g} · neighbours {b.neighbours:g} · residuals {b.residuals:g} "
+              f"({'fitted on ' + str(b.fitted_on) + ' graded answers' if b.fitted_on else 'the prior'})")
 
 
 @app.command()

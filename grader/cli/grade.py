@@ -40,6 +40,7 @@ def grade(
     no_cache: options.NoCache = False,
     calibration: options.Calibration = None,
     model: options.Model = None,
+    graded: options.Graded = None,
 ):
     """Grade one answer to a bank question."""
     from grader.scoring import grader_from_settings
@@ -50,7 +51,7 @@ def grade(
     if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):
         raise InputError(f"--out: {out}: unknown report format {out.suffix!r} (use .json or .md)")
     reviewer = options.llm_reviewer(llm_weight, no_cache) if llm else None
-    result = grader_from_settings(settings(), calibration, model).grade(q, b.rubrics[q.id], text)
+    result = grader_from_settings(settings(), calibration, model, graded).grade(q, b.rubrics[q.id], text)
     if reviewer is not None:
         with console(stderr=True).status("Asking the LLM…"):
             result = reviewer(q, b.rubrics[q.id], text, result)

@@ -19,6 +19,11 @@ Model = Annotated[Optional[Path], typer.Option(
     help="Also score with a model from `grader train` (its calibration.json combines it; default GRADER_TRAINED_MODEL).",
 )]
 
+Graded = Annotated[Optional[Path], typer.Option(
+    "--graded", metavar="FILE",
+    help="Learn from human-graded answers to the same questions (JSONL, as for evaluate; default GRADER_GRADED).",
+)]
+
 
 def llm_reviewer(weight: Optional[float], no_cache: bool):
     """`--llm`: the reviewer, or a one-line ConfigError naming the missing setting."""

@@ -23,7 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
-from grader.models import Components, ConceptResult, Contribution, GradeResult, Question, Rubric, Weights
+from grader.models import (
+    Components, ConceptResult, Contribution, GradeResult, NearestGraded, Question, Rubric, Weights,
+)
 from grader.scoring import flags as F
 from grader.scoring.calibration import MODEL_SIGNAL, ON_TOPIC, Calibration
 from grader.scoring.evidence import Evidence
@@ -222,3 +224,17 @@ def no_answer(question: Question, rubric: Rubric | None, model: str, mix: str = 
         flags=[F.NO_ANSWER],
         model=model,
     )
+
+
+def learned(result: GradeResult, fraction: float, vote: float, nearest: NearestGraded) -> GradeResult:
+    """The result moved to the fraction learned from the question's graded answers
+    (grader.scoring.graded), which start from this result's score: penalties and caps are in it."""
+    points = result.max_score
+    score = points_for(fraction, points, 0.0)
+    moved = Contribution(signal="graded", value=round(vote, 4), effect=round(score / points - result.score / points, 4))
+    contributions = sorted(result.components.contributions + [moved], key=lambda c: -abs(c.effect))
+    return result.model_copy(update={
+        "score": score, "percent": round(100 * score / points, 1), "band": band_for(score / points),
+        "components": result.components.model_copy(update={"contributions": contributions}),
+        "nearest_graded": nearest,
+    })

@@ -7,7 +7,7 @@ the combiner's policy makes the result (grader.scoring.combine)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -15,11 +15,12 @@ import numpy as np
 
 from grader.embedding import Embedder, longest_first, text_lengths
 from grader.errors import InputError
-from grader.models import GradeResult, Question, Rubric, Weights
+from grader.models import GradeResult, NearestGraded, Question, Rubric, Weights
 from grader.scoring.calibration import MODEL_SIGNAL, Calibration, load_calibration
-from grader.scoring.combine import CalibratedMix, Mix, RubricMix, combine, no_answer
+from grader.scoring.combine import CalibratedMix, Mix, RubricMix, combine, learned, no_answer
 from grader.scoring.evidence import Evidence, Scorer
 from grader.scoring.exemplars import ExemplarScorer
+from grader.scoring.graded import Learned, fit_blend, graded_sets, identity, predict
 from grader.scoring.prepare import MAX_ANSWER_CHARS, Item, Prepared, prepare
 from grader.scoring.rubric import RubricScorer
 from grader.scoring.signals import ReferenceScorer
@@ -45,8 +46,10 @@ class Grader:
     """Scores answers deterministically: the scorers' evidence, combined by one mix and policy."""
 
     def __init__(self, embedder: Embedder, mix: Mix | None = None, trained: PairScorer | None = None,
-                 second: Embedder | None = None):
+                 second: Embedder | None = None, learned: Learned | None = None):
         self.embedder = embedder
+        # What it learned from graded answers (`learning_from`), applied after the zero-shot score.
+        self.learned = learned
         self.mix: Mix = mix or RubricMix()
         # A trained model's score is one more signal, for a calibration fitted with it.
         self.trained = trained
@@ -60,8 +63,10 @@ class Grader:
         self.scorers = scorers
 
     def scored_by(self) -> dict[str, str | None]:
-        """The models every result records: the embedding model and the trained one (or None)."""
-        return {"model": self.embedder.name, "trained_model": self.trained.name if self.trained else None}
+        """What every result records it was scored by: the embedding model, the trained one and
+        the graded answers learned from (None when not used)."""
+        return {"model": self.embedder.name, "trained_model": self.trained.name if self.trained else None,
+                "learned_from": self.learned.identity if self.learned else None}
 
     def grade(self, question: Question, rubric: Rubric | None, answer: str) -> GradeResult:
         """Score one answer."""
@@ -104,6 +109,42 @@ class Grader:
             else:
                 r = no_answer(p.item.question, p.item.rubric, self.embedder.name, self.mix.name)
             out.append(r.model_copy(update={"trained_model": trained}) if trained else r)
+        return self._learn(prepared, vectors, out) if self.learned is not None else out
+
+    def learning_from(self, items: Sequence[Item], scores: Sequence[float], max_scores: Sequence[float]) -> "Grader":
+        """This grader, also learning from graded answers (items with their human score and maximum):
+        each question's answers are then scored by grader.scoring.graded's blend."""
+        if not len(items) == len(scores) == len(max_scores):
+            raise ValueError("one score and maximum per graded answer")
+        grades = [s / m for s, m in zip(scores, max_scores)]
+        zero_shot = Grader(self.embedder, self.mix, self.trained, self.second)
+        results, vecs = zero_shot.grade_many(items, with_answer_vectors=True)
+        dim = next((len(v) for v in vecs if v is not None), 1)
+        V = np.stack([v if v is not None else np.zeros(dim, dtype=np.float32) for v in vecs]) if vecs else np.zeros((0, dim))
+        ids = [it.question.id for it in items]
+        sets = graded_sets(ids, np.asarray(grades, dtype=float), np.array([r.score / r.max_score for r in results]),
+                           V, [it.answer for it in items], list(scores), list(max_scores))
+        learned_ = Learned(sets=sets, blend=fit_blend(sets),
+                           identity=identity(ids, [it.answer for it in items], scores, max_scores))
+        return Grader(self.embedder, self.mix, self.trained, self.second, learned_)
+
+    def _learn(self, prepared: Sequence[Prepared], vectors: Mapping[str, np.ndarray],
+               results: list[GradeResult]) -> list[GradeResult]:
+        """Results of questions with graded answers, moved by what those answers say."""
+        by_q: dict[str, list[int]] = {}
+        for i, p in enumerate(prepared):
+            if not p.empty and p.item.question.id in self.learned.sets:
+                by_q.setdefault(p.item.question.id, []).append(i)
+        out = [r.model_copy(update={"learned_from": self.learned.identity}) for r in results]
+        for qid, ii in by_q.items():
+            graded = self.learned.sets[qid]
+            z = np.array([results[i].score / results[i].max_score for i in ii])
+            fractions, near = predict(self.learned.blend, z, np.stack([vectors[prepared[i].whole] for i in ii]), graded)
+            for i, f, nb in zip(ii, fractions, near):
+                k = nb.nearest
+                nearest = NearestGraded(source="graded", score=graded.scores[k], max_score=graded.max_scores[k],
+                                        similarity=round(nb.similarity, 4), answer=graded.answers[k])
+                out[i] = learned(out[i], float(f), nb.vote, nearest)
         return out
 
     def answer_vectors(self, answers: Sequence[str]) -> list[np.ndarray | None]:
@@ -143,11 +184,12 @@ class Grader:
         return dict(zip(texts, self.embedder.embed(texts)))
 
 
-def grader_from_settings(settings, calibration_path=None, model_path=None) -> Grader:
+def grader_from_settings(settings, calibration_path=None, model_path=None, graded_path=None) -> Grader:
     """A Grader with the configured embedder (cached on disk) and mix: the rubric mix with the
     global weights, or a calibration (argument or GRADER_CALIBRATION); with a trained model
     (argument or GRADER_TRAINED_MODEL), its score too, combined by a calibration fitted with
-    it (the model folder's own calibration.json unless one is given)."""
+    it (the model folder's own calibration.json unless one is given); with graded answers
+    (argument or GRADER_GRADED), learning from them."""
     from grader.embedding import make_embedder, make_second_embedder
 
     path = calibration_path or settings.calibration
@@ -172,7 +214,21 @@ def grader_from_settings(settings, calibration_path=None, model_path=None) -> Gr
         check_trained(calibration, path, trained, model)
         mix = CalibratedMix(calibration)
         second = make_second_embedder(settings) if calibration.second else None
-    return Grader(make_embedder(settings), mix, trained, second)
+    grader = Grader(make_embedder(settings), mix, trained, second)
+    graded = graded_path or settings.graded
+    return grader if graded is None else learning_from_file(grader, Path(graded), settings)
+
+
+def learning_from_file(grader: Grader, path: Path, settings) -> Grader:
+    """The grader, learning from a graded file's answers (bank question ids, or their own
+    question and reference answer)."""
+    from grader.bank import load_bank
+    from grader.graded_file import question_for_graded, read_graded
+
+    bank = load_bank(settings.questions, settings.rubrics_dir)
+    rows = read_graded(path, bank=bank)
+    items = [Item(question_for_graded(r, bank), bank.rubrics.get(r.question_id), r.answer) for r in rows]
+    return grader.learning_from(items, [r.score for r in rows], [r.max_score for r in rows])
 
 
 def check_trained(calibration: Calibration, path, scorer, model) -> None:
