@@ -49,7 +49,10 @@ def _root(
 
 def main() -> None:
     """Console-script entry point: one-line errors, never a traceback; Ctrl-C exits 130."""
-    err = console(stderr=True)
+    # The console is made only when something is printed: rich.console costs a fifth of start-up.
+    def err():
+        return console(stderr=True)
+
     try:
         # Not standalone: click would print "Aborted!" for Ctrl-C and hide the exit status.
         code = app(standalone_mode=False)
@@ -57,27 +60,27 @@ def main() -> None:
         from rich.markup import escape
 
         if isinstance(exc, Interrupted):
-            err.print(escape(str(exc)), soft_wrap=True)
+            err().print(escape(str(exc)), soft_wrap=True)
         elif isinstance(exc, InputProblems):  # every problem on a line of its own
             for line in listed(exc.problems, "error: "):
-                err.print(escape(line), soft_wrap=True)
+                err().print(escape(line), soft_wrap=True)
             if exc.hint:
-                err.print(escape(exc.hint), soft_wrap=True)
+                err().print(escape(exc.hint), soft_wrap=True)
         else:
-            err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            err().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort) as exc:
         if isinstance(exc, typer.Abort) and not isinstance(exc.__cause__, KeyboardInterrupt):
-            err.print("aborted")  # end of input at a prompt
+            err().print("aborted")  # end of input at a prompt
             sys.exit(1)
-        err.print("interrupted")
+        err().print("interrupted")
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: the message and the usage line, as click prints them
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
-            err.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+            err().print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the promise is no traceback, whatever broke
         if os.environ.get("GRADER_DEBUG"):
@@ -85,11 +88,11 @@ def main() -> None:
         from rich.markup import escape
 
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        err.print(
+        err().print(
             f"[red]error:[/] {escape(type(exc).__name__)}: {escape(msg)} (set GRADER_DEBUG=1 for details)",
             soft_wrap=True,
         )
         sys.exit(1)
     if code == 130:  # typer's own answer to a Ctrl-C that reached it
-        err.print("interrupted")
+        err().print("interrupted")
     sys.exit(code if isinstance(code, int) else 0)
