@@ -38,15 +38,18 @@ test: setup
 bench: setup
 	$(BIN)/python bench/performance.py
 	$(BIN)/python bench/onnx_backend.py --out bench/results/onnx.md
+	$(BIN)/python bench/graded.py cost
 
 clean:
 	rm -rf $(VENV) .cache reports .pytest_cache
 
-# Agreement with human graders on ../shared/datasets (zero-shot, 5-fold grouped CV, leave-one-set-out).
+# Agreement with human graders on ../shared/datasets (zero-shot, 5-fold grouped CV, leave-one-set-out,
+# and the curve of graded answers per question).
 bench-accuracy: setup
 	$(BIN)/python bench/accuracy.py --out bench/results/accuracy.md
+	$(BIN)/python bench/graded.py curve
 
-# The ONNX embedding backend against torch: speed and Pearson on ../shared/datasets: bench/results/onnx.md
+# The default (onnx) embedding backend against sentence-transformers: same vectors, same scores: bench/results/onnx.md
 bench-onnx: setup
 	$(BIN)/python bench/onnx_backend.py --out bench/results/onnx.md
 

