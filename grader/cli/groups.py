@@ -5,7 +5,6 @@ from typing import Optional
 
 import typer
 
-from grader.cli import options
 from grader.cli.app import app
 from grader.cli.context import ListFormat, bank, console, settings
 from grader.cli.progress import progress_bar
@@ -16,7 +15,10 @@ def groups(
     file: Path = typer.Argument(..., metavar="FILE", help="Answer file, as for batch (.csv, .jsonl, .json)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Write the groups, one JSON line each."),
     format_: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="table or json (on standard output)."),
-    graded: options.Graded = None,
+    graded: Optional[Path] = typer.Option(
+        None, "--graded", metavar="FILE",
+        help="Answers graded already (JSONL, as for evaluate; default GRADER_GRADED): groups they cover are not suggested.",
+    ),
 ):
     """Group each question's answers by meaning, so you grade one representative per group, and
     say which groups to grade first: the largest not yet covered by a graded answer (--graded),
@@ -30,6 +32,7 @@ def groups(
 
     s = settings()
     b = bank()
+    graded = graded or s.graded
     graded_rows = read_graded(graded, bank=b) if graded is not None else None
     grader = grader_from_settings(s.model_copy(update={"graded": None}))
     with progress_bar("Grouping", detail="questions") as bar:
