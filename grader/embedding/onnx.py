@@ -17,11 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding.base import PACKAGED_MODEL, resolve_model_path
-from grader.embedding.onnx_model import (
-    META_FILE, ONNX_FILE, default_store, model_key, open_session, read_layout, run_model,
-)
-from grader.errors import ConfigError
+from grader.embedding.base import PACKAGED_MODEL
+from grader.embedding.onnx_model import META_FILE, ONNX_FILE, locate, open_session, open_tokenizer, run_model
 
 # Loaded (session, tokenizer) pairs by (copy folder, threads): loaded once per process.
 _SESSIONS: dict[tuple[str, int], object] = {}
@@ -38,16 +35,9 @@ class OnnxEmbedder:
     def __init__(self, model: str = PACKAGED_MODEL, *, threads: int = 2, batch_size: int = 64,
                  store: Path | None = None):
         self.name = model  # the same vectors as sentence-transformers' (checked at export)
-        self.model_dir = Path(resolve_model_path(model))
-        if not (self.model_dir / "modules.json").is_file():
-            raise ConfigError(f"embedding model {model!r}: no sentence-transformers model folder at "
-                              f"{self.model_dir} (the onnx backend runs local model folders)")
-        self.max_tokens = read_layout(self.model_dir)
-        self.store = store or default_store()
-        self.copy_dir = self.store / model_key(model, self.model_dir)
+        self.model_dir, self.copy_dir, self.max_tokens = locate(model, store)
         self.threads = threads
         self.batch_size = batch_size
-        self.dimension: int | None = None
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder({self.name!r}, threads={self.threads}, batch_size={self.batch_size})"
@@ -61,15 +51,7 @@ class OnnxEmbedder:
         key = str(self.model_dir)
         with _LOCK:
             if key not in _TOKENIZERS:
-                from tokenizers import Tokenizer
-
-                try:
-                    tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-                except Exception as exc:  # noqa: BLE001 - many loader errors, one message
-                    raise ConfigError(f"cannot load the tokenizer of {self.name!r}: {exc}") from exc
-                tok.no_padding()  # padded per batch below, to the batch's longest text
-                tok.enable_truncation(self.max_tokens)
-                _TOKENIZERS[key] = tok
+                _TOKENIZERS[key] = open_tokenizer(self.model_dir, self.max_tokens)
             return _TOKENIZERS[key]
 
     def _session(self):
@@ -79,13 +61,11 @@ class OnnxEmbedder:
                 if not (self.copy_dir / META_FILE).is_file():
                     from grader.embedding.onnx_export import export
 
-                    print(f"grader: making the ONNX copy of {self.name} (once, about 15 s) in {self.store}",
+                    print(f"grader: making the ONNX copy of {self.name} (once, about 15 s) in {self.copy_dir.parent}",
                           file=sys.stderr)
                     export(self.name, self.model_dir, self.copy_dir, threads=self.threads)
                 _SESSIONS[key] = open_session(self.copy_dir / ONNX_FILE, self.threads)
-            session = _SESSIONS[key]
-        self.dimension = session.get_outputs()[0].shape[-1]
-        return session
+            return _SESSIONS[key]
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in the model's tokens (after truncation)."""

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding.base import configure_threads, offline_transformers, resolve_model_path
+from grader.embedding.base import configure_threads, offline_transformers
 from grader.embedding.onnx_model import (
-    EXPORT_FORMAT, META_FILE, MIN_COSINE, ONNX_FILE, default_store, model_key, open_session, read_layout, run_model,
+    EXPORT_FORMAT, META_FILE, MIN_COSINE, ONNX_FILE, locate, open_session, open_tokenizer, run_model,
 )
 from grader.errors import ConfigError
 
@@ -96,11 +96,7 @@ def export(model: str, model_dir: Path, copy_dir: Path, *, threads: int = 2) -> 
 def check(st, onnx_path: Path, model_dir: Path, threads: int) -> dict:
     """The least cosine between the copy's and sentence-transformers' vectors on CHECK_TEXTS,
     batched and one at a time; raises ConfigError below MIN_COSINE."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(st.max_seq_length)
+    tokenizer = open_tokenizer(model_dir, st.max_seq_length)
     session = open_session(onnx_path, threads)
     want = st.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     batched = run_model(session, tokenizer, CHECK_TEXTS, batch_size=64)
@@ -114,13 +110,6 @@ def check(st, onnx_path: Path, model_dir: Path, threads: int) -> dict:
             "max_seq_length": st.max_seq_length}
 
 
-def copy_dir_for(model: str, store: Path | None = None) -> tuple[Path, Path]:
-    """The model's folder and where its ONNX copy is (or will be) kept."""
-    model_dir = Path(resolve_model_path(model))
-    read_layout(model_dir)
-    return model_dir, (store or default_store()) / model_key(model, model_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Makes the ONNX copy of the configured embedding model unless it exists."""
     from grader.config import get_settings
@@ -131,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     s = get_settings()
     model = args.model or s.embedding_model
     try:
-        model_dir, copy_dir = copy_dir_for(model, s.onnx_dir)
+        model_dir, copy_dir, _ = locate(model, s.onnx_dir)
         if not (copy_dir / META_FILE).is_file():
             export(model, model_dir, copy_dir, threads=s.thread_count())
     except ConfigError as exc:

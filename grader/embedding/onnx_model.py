@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding.base import configure_threads
+from grader.embedding.base import configure_threads, resolve_model_path
 from grader.errors import ConfigError
 
 # Bumped whenever the export changes, so older copies are never used.
@@ -68,6 +68,30 @@ def read_layout(model_dir: Path) -> int:
         raise ConfigError(f"{model_dir}: the onnx backend runs mean-pooled transformer models only "
                           f"(this one is {' + '.join(kinds)}); use GRADER_EMBEDDING_BACKEND=sentence-transformers")
     return max_len
+
+
+def locate(model: str, store: Path | None = None) -> tuple[Path, Path, int]:
+    """The model's folder, where its ONNX copy is (or will be) kept, and its token limit."""
+    model_dir = Path(resolve_model_path(model))
+    if not (model_dir / "modules.json").is_file():
+        raise ConfigError(f"embedding model {model!r}: no sentence-transformers model folder at "
+                          f"{model_dir} (the onnx backend runs local model folders)")
+    max_tokens = read_layout(model_dir)
+    return model_dir, (store or default_store()) / model_key(model, model_dir), max_tokens
+
+
+def open_tokenizer(model_dir: Path, max_tokens: int):
+    """The model's own tokenizer, truncating at its limit and padding nothing (run_model pads
+    each batch to its longest text)."""
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    except Exception as exc:  # noqa: BLE001 - many loader errors, one message
+        raise ConfigError(f"cannot load the tokenizer of {model_dir}: {exc}") from exc
+    tok.no_padding()
+    tok.enable_truncation(max_tokens)
+    return tok
 
 
 def open_session(path: Path, threads: int):
