@@ -37,9 +37,7 @@ TARGETS = {"saf-train": ("pearson", 0.58), "nn-exam": ("pearson", 0.70), "semeva
 
 def prepared(name: str, datasets: Path):
     """A set's rows, zero-shot fractions and whole-answer vectors (as evaluate computes them)."""
-    import numpy as np
-
-    from grader.accuracy.evaluate import evaluate
+    from grader.accuracy.with_graded import zero_shot_inputs
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
     from grader.graded_file import read_graded
@@ -50,11 +48,7 @@ def prepared(name: str, datasets: Path):
     emb = make_embedder(s)
     cal = load_calibration(None)
     rows = read_graded(datasets / f"{name}.jsonl")
-    ev = evaluate(rows, emb, cal, second=make_second_embedder(s) if cal.second else None)
-    z = np.array([p.score / p.max_score for p in ev.predictions])
-    vecs = Grader(emb).answer_vectors([r.answer for r in rows])
-    dim = next(len(v) for v in vecs if v is not None)
-    V = np.stack([v if v is not None else np.zeros(dim, dtype=np.float32) for v in vecs])
+    z, V = zero_shot_inputs(rows, emb, cal, Grader(emb), second=make_second_embedder(s) if cal.second else None)
     return rows, z, V
 
 
@@ -62,8 +56,8 @@ def curve(args) -> None:
     import numpy as np
 
     from grader.accuracy.metrics import metrics, scale_step
-    from grader.accuracy.with_graded import evaluate_per_question, sets_of, split_per_question
-    from grader.scoring.graded import fit_blend, predict
+    from grader.accuracy.with_graded import evaluate_per_question, learned, sets_of, split_per_question
+    from grader.scoring.graded import fit_blend
 
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     started = machine(load=True)
@@ -87,15 +81,9 @@ def curve(args) -> None:
                 rows, z, V = data[o]
                 pool, _ = split_per_question(rows, 10, 0)
                 others.update({f"{o}/{q}": g for q, g in sets_of(rows, z, V, pool).items()})
-        blend = fit_blend(others)
         rows, z, V = data[name]
         pool, scored = split_per_question(rows, 10, 0)
-        sets = sets_of(rows, z, V, pool)
-        pred = np.array(z[scored], dtype=float)
-        for q in {rows[i].question_id for i in scored}:
-            jj = [j for j, i in enumerate(scored) if rows[i].question_id == q]
-            ii = [scored[j] for j in jj]
-            pred[jj] = predict(blend, z[ii], V[ii], sets.get(q))[0]
+        pred, blend = learned(rows, z, V, pool, scored, fit_blend(others))
         own = evaluate_per_question(name, rows, z, V, 10, seed=0, repeats=1)
         human = np.array([rows[i].score for i in scored])
         mx = np.array([rows[i].max_score for i in scored])

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from grader.accuracy.evaluate import Evaluation, evaluate
 from grader.accuracy.graded import signals_for
-from grader.accuracy.with_graded import GradedFigure, evaluate_per_question, evaluate_pool
+from grader.accuracy.with_graded import GradedFigure, evaluate_per_question, evaluate_pool, zero_shot_inputs
 from grader.errors import InputError
 from grader.graded_file import read_graded
 
@@ -136,12 +136,8 @@ def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory
     zero_shot = settings.model_copy(update={"graded": None})
     grader = grader_from_settings(zero_shot, opts.calibration) if bank is not None else Grader(embedder)
     with progress("Embedding") as cb:
-        zero = evaluate(everything, embedder, cal, file=str(opts.file), progress=cb, second=second,
-                        bank=bank, grader=grader if bank is not None else None)
-    z = np.array([p.score / p.max_score for p in zero.predictions])
-    vecs = grader.answer_vectors([r.answer for r in everything])
-    dim = next((len(v) for v in vecs if v is not None), 1)
-    V = np.stack([v if v is not None else np.zeros(dim, dtype=np.float32) for v in vecs])
+        z, V = zero_shot_inputs(everything, embedder, cal, grader, bank=bank, second=second, progress=cb,
+                                file=str(opts.file))
     if opts.graded is not None:
         figure = evaluate_pool(str(opts.file), rows, pool, z, V, dropped)
     else:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from grader.accuracy.evaluate import evaluate
 from grader.accuracy.metrics import Metrics, metrics, scale_step
 from grader.models import GradedRow
-from grader.scoring.graded import Blend, GradedSet, fit_blend, graded_sets, predict
+from grader.scoring.graded import Blend, GradedSet, answer_matrix, fit_blend, graded_sets, predict
 
 
 class GradedFigure(BaseModel):
@@ -38,6 +39,16 @@ class GradedFigure(BaseModel):
         default=None, description="--graded POOL: each row's learned score, in the file's points, in file order.")
 
 
+def zero_shot_inputs(rows: Sequence[GradedRow], embedder, calibration, grader, *, bank=None, second=None,
+                     progress=None, file: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """What learning starts from: each row's zero-shot fraction as `evaluate` measures it (bank
+    rows through `grader`, given `bank`), and its whole-answer vector as grading computes it."""
+    zero = evaluate(rows, embedder, calibration, file=file, progress=progress, second=second, bank=bank,
+                    grader=grader if bank is not None else None)
+    z = np.array([p.score / p.max_score for p in zero.predictions])
+    return z, answer_matrix(grader.answer_vectors([r.answer for r in rows]))
+
+
 def sets_of(rows: Sequence[GradedRow], z: np.ndarray, vectors: np.ndarray, idx: Sequence[int]) -> dict[str, GradedSet]:
     """The graded sets of the rows at idx, by question."""
     return graded_sets([r.question_id for r in rows], np.array([r.score / r.max_score for r in rows]), z, vectors,
@@ -45,15 +56,16 @@ def sets_of(rows: Sequence[GradedRow], z: np.ndarray, vectors: np.ndarray, idx: 
 
 
 def learned(rows: Sequence[GradedRow], z: np.ndarray, vectors: np.ndarray, pool: Sequence[int],
-            scored: Sequence[int]) -> tuple[np.ndarray, Blend]:
-    """Fractions of the `scored` rows learned from the `pool` rows (indices into rows)."""
+            scored: Sequence[int], blend: Blend | None = None) -> tuple[np.ndarray, Blend]:
+    """Fractions of the `scored` rows learned from the `pool` rows (indices into rows), with
+    coefficients fitted on the pool unless `blend` gives them."""
+    scored = list(scored)
     sets = sets_of(rows, z, vectors, pool)
-    blend = fit_blend(sets)
-    out = np.array(z[list(scored)], dtype=float)
+    blend = blend or fit_blend(sets)
+    out = np.array(z[scored], dtype=float)
     by_q: dict[str, list[int]] = {}
     for j, i in enumerate(scored):
         by_q.setdefault(rows[i].question_id, []).append(j)
-    scored = list(scored)
     for q, jj in by_q.items():
         ii = [scored[j] for j in jj]
         out[jj] = predict(blend, z[ii], vectors[ii], sets.get(q))[0]

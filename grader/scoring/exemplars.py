@@ -29,8 +29,9 @@ def exemplar_text(answer: str) -> str:
 
 
 def vote(sims: np.ndarray, grades: np.ndarray) -> tuple[float, int]:
-    """The closeness-weighted grade (a fraction) of the nearest exemplars, and the nearest's index."""
-    order = np.argsort(-sims)[:NEIGHBOURS]
+    """The closeness-weighted grade (a fraction) of the nearest exemplars, and the nearest's index
+    (ties in input order)."""
+    order = np.argsort(-sims, kind="stable")[:NEIGHBOURS]
     w = np.exp((sims[order] - sims[order[0]]) / TEMPERATURE)
     return float(w @ grades[order] / w.sum()), int(order[0])
 

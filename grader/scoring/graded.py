@@ -6,7 +6,8 @@ zero-shot fractions z_g) gives three features, each damped by r = n / (n + SHRIN
 question with few graded answers falls back smoothly to z:
 
 - offset:     r * (mean(y) - mean(z_g))   how far the graders sit from the zero-shot scores here;
-- neighbours: r * (vote - z)              the nearest graded answers' grades (closeness-weighted);
+- neighbours: r * (vote - z)              the nearest graded answers' grades (closeness-weighted,
+                                          as grader.scoring.exemplars votes);
 - residuals:  r * vote of (y - z_g)       how far the zero-shot score missed on the nearest
                                           graded answers (alike answers are mis-scored alike).
 
@@ -24,11 +25,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.scoring.exemplars import vote as exemplar_vote
+
 # Graded answers a question needs before its own graders count for half.
 SHRINK = 2.0
-# The nearest graded answers that vote, and how sharply closeness weighs their votes.
-NEIGHBOURS = 3
-TEMPERATURE = 0.05
 # Fewer graded answers in all than this: no fit, the prior coefficients.
 MIN_FIT = 12
 # A ridge on the coefficients, toward the prior: a fit on a few dozen answers stays sensible.
@@ -82,11 +82,9 @@ class Neighbours(BaseModel):
 
 
 def vote(sims: np.ndarray, grades: np.ndarray) -> Neighbours:
-    """The closeness-weighted grade of the nearest graded answers, and the nearest's index."""
-    order = np.argsort(-sims, kind="stable")[:NEIGHBOURS]
-    w = np.exp((sims[order] - sims[order[0]]) / TEMPERATURE)
-    return Neighbours(vote=float(w @ grades[order] / w.sum()), nearest=int(order[0]),
-                      similarity=float(sims[order[0]]))
+    """The nearest graded answers' closeness-weighted grade, as the exemplars vote, and the nearest."""
+    fraction, k = exemplar_vote(sims, grades)
+    return Neighbours(vote=fraction, nearest=k, similarity=float(sims[k]))
 
 
 def features(z: np.ndarray, vectors: np.ndarray, graded: GradedSet | None) -> tuple[np.ndarray, list[Neighbours | None]]:
@@ -139,6 +137,13 @@ def predict(blend: Blend, z: Sequence[float] | np.ndarray, vectors: np.ndarray,
     z = np.asarray(z, dtype=float)
     feats, near = features(z, vectors, graded)
     return (z if graded is None or graded.n == 0 else blend.apply(z, feats)), near
+
+
+def answer_matrix(vectors: Sequence[np.ndarray | None]) -> np.ndarray:
+    """Whole-answer vectors as rows, an empty answer (None) as a zero row: close to nothing."""
+    dim = next((len(v) for v in vectors if v is not None), 1)
+    zero = np.zeros(dim, dtype=np.float32)
+    return np.stack([zero if v is None else v for v in vectors]) if len(vectors) else np.zeros((0, dim), np.float32)
 
 
 def graded_sets(question_ids: Sequence[str], grades: np.ndarray, z: np.ndarray, vectors: np.ndarray,

@@ -20,7 +20,7 @@ from grader.scoring.calibration import MODEL_SIGNAL, Calibration, load_calibrati
 from grader.scoring.combine import CalibratedMix, Mix, RubricMix, combine, learned, no_answer
 from grader.scoring.evidence import Evidence, Scorer
 from grader.scoring.exemplars import ExemplarScorer
-from grader.scoring.graded import Learned, fit_blend, graded_sets, identity, predict
+from grader.scoring.graded import Learned, answer_matrix, fit_blend, graded_sets, identity, predict
 from grader.scoring.prepare import MAX_ANSWER_CHARS, Item, Prepared, prepare
 from grader.scoring.rubric import RubricScorer
 from grader.scoring.signals import ReferenceScorer
@@ -119,8 +119,7 @@ class Grader:
         grades = [s / m for s, m in zip(scores, max_scores)]
         zero_shot = Grader(self.embedder, self.mix, self.trained, self.second)
         results, vecs = zero_shot.grade_many(items, with_answer_vectors=True)
-        dim = next((len(v) for v in vecs if v is not None), 1)
-        V = np.stack([v if v is not None else np.zeros(dim, dtype=np.float32) for v in vecs]) if vecs else np.zeros((0, dim))
+        V = answer_matrix(vecs)
         ids = [it.question.id for it in items]
         sets = graded_sets(ids, np.asarray(grades, dtype=float), np.array([r.score / r.max_score for r in results]),
                            V, [it.answer for it in items], list(scores), list(max_scores))
