@@ -107,15 +107,14 @@ def group_answers(file: str, bank: Bank, grader, *, graded: Sequence | None = No
     for done, (qid, qrows) in enumerate(by_q.items()):
         question = question_for_row(qrows[0], bank)
         rubric = bank.rubrics.get(qid)
-        results = grader.grade_many([Item(question, rubric, r.answer) for r in qrows])
-        vecs = grader.answer_vectors([r.answer for r in qrows])
+        results, vecs = grader.grade_many([Item(question, rubric, r.answer) for r in qrows], with_answer_vectors=True)
         live = [i for i, v in enumerate(vecs) if v is not None]
         labels = np.full(len(qrows), -1)
         if live:
             labels[live] = cluster(np.stack([vecs[i] for i in live]))
         gv = grader.answer_vectors(graded_by_q.get(qid, []))
         G = np.stack([v for v in gv if v is not None]) if any(v is not None for v in gv) else None
-        for label in sorted(set(labels.tolist()), key=lambda c: (c < 0, c)):
+        for number, label in enumerate(sorted(set(labels.tolist()), key=lambda c: (c < 0, c)), start=1):
             ii = [i for i in range(len(qrows)) if labels[i] == label]
             members = [Member(candidate=qrows[i].candidate, line=qrows[i].line,
                               score=None if label < 0 else results[i].score) for i in ii]
@@ -129,7 +128,7 @@ def group_answers(file: str, bank: Bank, grader, *, graded: Sequence | None = No
             if G is not None and label >= 0:
                 covered = round(float((G @ vecs[ii[rep]]).max()), 4)
             groups.append(AnswerGroup(
-                question_id=qid, group=len([g for g in groups if g.question_id == qid]) + 1, size=len(ii),
+                question_id=qid, group=number, size=len(ii),
                 representative=members[rep], answer=qrows[ii[rep]].answer if label >= 0 else "",
                 members=members, mean_score=round(float(scores.mean()), 2) if len(scores) else None,
                 max_score=results[ii[0]].max_score, spread=round(float(scores.std()), 2) if len(scores) else 0.0,
@@ -143,22 +142,19 @@ def group_answers(file: str, bank: Bank, grader, *, graded: Sequence | None = No
 
 def _suggest(groups: list[AnswerGroup]) -> None:
     """Numbers the groups in the order to grade them (module docstring); empty and covered ones last, 0."""
-    open_ = [g for g in groups if g.mean_score is not None and (g.covered is None or g.covered < COVERED_SIM)]
+    open_: list[tuple[AnswerGroup, float]] = []
     for g in groups:
         if g.mean_score is None:
             g.why = "empty answers: nothing to grade"
-        elif g not in open_:
+        elif g.covered is not None and g.covered >= COVERED_SIM:
             g.why = f"covered by a graded answer (cosine {g.covered:.2f})"
-
-    def key(g: AnswerGroup):
-        fr = np.array([m.score / g.max_score for m in g.members if m.score is not None])
-        return (-g.size, -_uncertainty(fr), g.question_id, g.group)
-
-    for rank, g in enumerate(sorted(open_, key=key), start=1):
+        else:
+            open_.append((g, _uncertainty(np.array([m.score / g.max_score for m in g.members]))))
+    open_.sort(key=lambda gu: (-gu[0].size, -gu[1], gu[0].question_id, gu[0].group))
+    for rank, (g, uncertainty) in enumerate(open_, start=1):
         g.suggest = rank
-        fr = np.array([m.score / g.max_score for m in g.members if m.score is not None])
         parts = [f"{g.size} answer{'s' * (g.size != 1)} alike"]
-        if _uncertainty(fr) >= 0.5:
+        if uncertainty >= 0.5:
             parts.append("uncertain zero-shot score")
         if g.covered is not None:
             parts.append(f"nearest graded answer only {g.covered:.2f}")
