@@ -114,9 +114,8 @@ def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory
     pool: list = []
     dropped = 0
     if opts.graded is not None:
-        from grader.bank import load_bank
-
-        pool_all = read_graded(opts.graded, bank=bank or _bank_or_none(settings, load_bank))
+        full = bank or _bank_or_none(settings)
+        pool_all = read_graded(opts.graded, bank=full)
         seen = {r.answer.strip() for r in rows}
         pool = [r for r in pool_all if r.answer.strip() not in seen]
         dropped = len(pool_all) - len(pool)
@@ -124,11 +123,9 @@ def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory
             warnings.append(f"{opts.graded}: {dropped} graded answer(s) dropped: their text is also in {opts.file}")
         if not pool:
             raise InputError(f"{opts.graded}: every graded answer is also in {opts.file}; nothing left to learn from")
+        if any(r.from_bank for r in pool):  # read with the bank: it is loaded already
+            bank = full
     everything = list(rows) + pool
-    if any(r.from_bank for r in everything) and bank is None:
-        from grader.bank import load_bank
-
-        bank = load_bank(settings.questions, settings.rubrics_dir)
     cal = load_calibration(opts.calibration or settings.calibration)
     embedder = make_embedder(settings)
     second = make_second_embedder(settings) if cal.second else None
@@ -145,7 +142,10 @@ def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory
     return GradedOutcome(figure=figure, warnings=warnings)
 
 
-def _bank_or_none(settings, load_bank):
+def _bank_or_none(settings):
+    """The configured bank, or None where it cannot be read (only rows that name it need it)."""
+    from grader.bank import load_bank
+
     try:
         return load_bank(settings.questions, settings.rubrics_dir)
     except InputError:
