@@ -19,7 +19,8 @@ from grader.models import AnswerRow
 from grader.text import clean
 
 REQUIRED = ("candidate", "question_id", "answer")
-OPTIONAL = ("submission_id", "question", "reference_answer", "topic", "questions")
+# Text fields besides REQUIRED; `questions` (the ids a candidate was asked) is read by _assigned.
+OPTIONAL = ("submission_id", "question", "reference_answer", "topic")
 # Other delimiters a spreadsheet may save a "CSV" with (a comma locale's Excel writes ';').
 OTHER_DELIMITERS = (";", "\t")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -163,8 +164,7 @@ def _assigned(value, line: int, src: Source) -> list[str] | None:
 def _row(obj: dict, line: int, src: Source) -> AnswerRow:
     vals = {}
     for f in REQUIRED + OPTIONAL:
-        if f != "questions":
-            vals[f] = _text(obj.get(f), line, f, src)
+        vals[f] = _text(obj.get(f), line, f, src)
     for f in ("candidate", "question_id"):
         if vals[f] is None:
             raise _Bad(RowProblem(file=src.display, line=line, field=f, message="missing"))
