@@ -99,11 +99,16 @@ def test_batch_learns_and_refuses_to_resume_with_other_graded_answers(graded_fil
         f"c{i},{r['question_id']},\"{r['answer'].replace(chr(34), chr(39))}\"\n" for i, r in enumerate(rows[::4])),
         encoding="utf-8")
     res = tmp_path / "r.jsonl"
-    r = run("batch", answers, "--results", res, "--graded", path, "--quiet")
+    report = tmp_path / "report.jsonl"
+    r = run("batch", answers, "--results", res, "--graded", path, "--quiet", "--out", report)
     assert r.returncode == 0, r.stderr
     recs = [json.loads(x) for x in res.read_text().splitlines()]
     assert all(x["learned_from"].startswith(f"{len(rows)} graded") for x in recs)
     assert all(x["nearest_graded"]["source"] == "graded" for x in recs)
+    # The report's records of questions a candidate skipped say the same.
+    reported = [json.loads(x) for x in report.read_text().splitlines()]
+    assert any(x["band"] == "no answer" for x in reported)
+    assert {x["learned_from"] for x in reported} == {recs[0]["learned_from"]}
     other = tmp_path / "other.jsonl"
     other.write_text("".join(json.dumps(x) + "\n" for x in rows[:-3]), encoding="utf-8")
     r = run("batch", answers, "--results", res, "--graded", other, "--resume", "--quiet")

@@ -229,8 +229,7 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
     scored_by = grader.scored_by()
 
     def records():
-        return ordered_records(summary.results_path, plan.assigned, bank, custom,
-                               grader.embedder.name, scored_by["trained_model"])
+        return ordered_records(summary.results_path, plan.assigned, bank, custom, scored_by)
 
     rep = build_report(records(), source=src.display, pass_mark=opts.pass_mark, pairs=pairs,
                        pairs_total=detector.total, model=" + ".join(m for m in scored_by.values() if m),

@@ -74,10 +74,9 @@ class BatchReport(BaseModel):
 
 
 def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Bank,
-                    custom: dict[str, AnswerRow], model: str,
-                    trained_model: str | None = None) -> Iterator[BatchRecord]:
+                    custom: dict[str, AnswerRow], scored_by: dict[str, str | None]) -> Iterator[BatchRecord]:
     """Graded records in input order, then a 'no answer' record for every question a candidate
-    was asked and did not answer (recording the same models as the graded ones)."""
+    was asked and did not answer, recording what scored the graded ones (Grader.scored_by())."""
     index: list[tuple[int, int]] = []
     have: set[tuple[str, str]] = set()
     with open(results_path, "rb") as fh:
@@ -98,8 +97,8 @@ def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Ba
             if (cand, qid) in have:
                 continue
             q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
-            base = no_answer(q, bank.rubrics.get(qid), model)
-            yield BatchRecord(**base.model_dump(exclude={"trained_model"}), trained_model=trained_model,
+            base = no_answer(q, bank.rubrics.get(qid), scored_by["model"])
+            yield BatchRecord(**base.model_dump(exclude=set(scored_by)), **scored_by,
                               candidate=cand, line=None, topic=q.topic)
 
 
