@@ -57,8 +57,23 @@ _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=:)\s+(?=[-*•])|\s+[-*•]\s+
 _UNPRINTABLE = regex.compile(r"[\p{C}--[\n\t]]", regex.V1)
 
 
+# Rubric statements, exemplars and clauses come back for every answer to a question; the
+# caches hold short texts only, so a hostile answer cannot fill memory.
+CACHED_TEXT = 2_000
+_TEXT_CACHE = 65_536
+
+
 def normalise(text: str) -> str:
     """NFKC, no zero-width or control characters, lowercase, contractions opened."""
+    return _normalise_cached(text) if len(text) <= CACHED_TEXT else _normalise(text)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _normalise_cached(text: str) -> str:
+    return _normalise(text)
+
+
+def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
     text = _UNPRINTABLE.sub(" ", text).lower()
     text = text.replace("can't", "can not").replace("won't", "will not")
@@ -68,6 +83,15 @@ def normalise(text: str) -> str:
 
 def clean(text: str) -> str:
     """The text as shown in evidence: NFKC, printable, whitespace collapsed."""
+    return _clean_cached(text) if len(text) <= CACHED_TEXT else _clean(text)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _clean_cached(text: str) -> str:
+    return _clean(text)
+
+
+def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
     return " ".join(_UNPRINTABLE.sub(" ", text).split())
 
@@ -126,6 +150,18 @@ _new_token = tuple.__new__
 
 def analyse(text: str) -> list[Sentence]:
     """Split a text into sentences with their content tokens and stems."""
+    if len(text) <= CACHED_TEXT:
+        return list(_analyse_cached(text))
+    return _analyse(text)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _analyse_cached(text: str) -> tuple[Sentence, ...]:
+    # Sentences are shared between callers: nothing may change them (none does).
+    return tuple(_analyse(text))
+
+
+def _analyse(text: str) -> list[Sentence]:
     result = []
     for s in split_sentences(text):
         toks = tokens(s)

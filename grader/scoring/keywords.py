@@ -72,6 +72,15 @@ def word_positions(raw: str, st: str, sentence: Sentence) -> list[int]:
     return found
 
 
+def shows_word(raw: str, st: str, sentence: Sentence) -> bool:
+    """Whether `word_positions` would find the word (without listing where)."""
+    if st in sentence.by_form or raw in sentence.by_form:
+        return True
+    if _typo_budget(raw) and any(_fuzzy(t.raw, t.stem, raw, st) for t in sentence.by_initial.get(raw[0], ())):
+        return True
+    return raw in STOPWORDS and raw in sentence.all_tokens
+
+
 def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) -> Hit | None:
     """The tightest occurrence of a term's words in one sentence, or None.
 
@@ -157,10 +166,19 @@ class Vocabulary:
         self._all = Sentence("", tuple(t for s in sentences for t in s.all_tokens),
                              tuple(t for s in sentences for t in s.content), by_form, by_initial)
 
+        # Term words recur across a rubric's terms; each is looked up once per answer.
+        self._seen: dict[tuple[str, str], bool] = {}
+
     def may_show(self, term: str) -> bool:
         """False when the term cannot match any sentence of the answer."""
         words = _compile(term)
-        return bool(words) and all(word_positions(r, st, self._all) for r, st in words)
+        return bool(words) and all(self._shows(r, st) for r, st in words)
+
+    def _shows(self, raw: str, st: str) -> bool:
+        known = self._seen.get((raw, st))
+        if known is None:
+            known = self._seen[(raw, st)] = shows_word(raw, st, self._all)
+        return known
 
 
 def find_terms(
