@@ -219,6 +219,8 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
     """Copies, the report and the outputs of a graded batch; the exit status it calls for."""
     from grader.reports.aggregate import build_report, ordered_records
     from grader.reports.outputs import write_outputs
+    # The reviewers' decisions (grader review) beside the results file: a leaf module, no app.
+    from grader.review.store import human_review
 
     custom: dict[str, AnswerRow] = {}
     if any(q not in bank.questions for q in plan.question_ids):
@@ -233,7 +235,9 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
 
     rep = build_report(records(), source=src.display, pass_mark=opts.pass_mark, pairs=pairs,
                        pairs_total=detector.total, model=" + ".join(m for m in scored_by.values() if m),
-                       n_rows_hint=plan.expected, timestamp=opts.timestamp)
+                       n_rows_hint=plan.expected, timestamp=opts.timestamp,
+                       # --force starts over: decisions about the old answers no longer apply.
+                       human=None if opts.force else human_review(summary.results_path))
     write_outputs(opts.out, records, lambda: rep, by=opts.by)
     total = sum(c.total for c in rep.candidates)
     max_total = sum(c.max_total for c in rep.candidates)

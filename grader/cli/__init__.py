@@ -4,6 +4,6 @@ stay inside the commands, so `grader --help` loads no torch."""
 from grader.cli.app import app, main
 
 # Importing a command module registers its commands, in the order `grader --help` lists them.
-from grader.cli import grade, ask, batch, groups, evaluate, train, questions, rubric  # noqa: E402, F401, I001
+from grader.cli import grade, ask, batch, review, groups, evaluate, train, questions, rubric  # noqa: E402, F401, I001
 
 __all__ = ["app", "main"]

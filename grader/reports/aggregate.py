@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from grader.bank import Bank, question_for_row
 from grader.models import AnswerRow, BatchRecord, CopyPair
+from grader.reports.human import HumanGrade, HumanReview, with_human_score
 from grader.scoring.combine import no_answer
 
 # Above this many answers, the Markdown and HTML reports leave out per-answer details
@@ -30,6 +31,8 @@ class CandidateRow(BaseModel):
     scores: dict[str, float | None] = Field(description="Score by question id (None: not asked).")
     topics: dict[str, float | None] = Field(description="Percent by topic (None: no question of it was asked).")
     flags: int = 0
+    reviewed: int = Field(default=0, description="Answers whose score a person set (grader review).")
+    verdict: str | None = Field(default=None, description="A reviewer's advance / reject / hold.")
 
 
 class QuestionStat(BaseModel):
@@ -65,6 +68,13 @@ class BatchReport(BaseModel):
     flagged: list[tuple[str, str, list[str]]]
     details: dict[str, list[BatchRecord]] | None
     answer_scores: list[float] = Field(description="Every given answer's percent, for the distribution chart.")
+    human: dict[str, HumanGrade] = Field(
+        default_factory=dict, description="Scores a reviewer set (grader review), by 'candidate\x1fquestion_id'; "
+        "the tables already use them.")
+
+    def human_grade(self, r: BatchRecord) -> HumanGrade | None:
+        """The reviewer's grade of a record, when its score is a person's."""
+        return self.human.get(f"{r.candidate}\x1f{r.question_id}")
 
     @property
     def counts(self) -> str:
@@ -104,9 +114,10 @@ def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Ba
 
 def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
                  n_rows_hint: int, model: str, pairs_total: int | None = None, timestamp: bool = False,
-                 title: str = "Candidate screening report") -> BatchReport:
+                 title: str = "Candidate screening report", human: HumanReview | None = None) -> BatchReport:
     """Aggregate records (one pass) into the report's tables.  A candidate's total, percent and
-    skipped count cover only the questions they have a record for (the ones they were asked)."""
+    skipped count cover only the questions they have a record for (the ones they were asked).
+    With `human` (grader review's decisions), a reviewer's score replaces grader's, marked as such."""
     scores: dict[str, dict[str, float]] = defaultdict(dict)
     maxes: dict[str, float] = {}
     topic_of: dict[str, str] = {}
@@ -119,7 +130,15 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
     details: dict[str, list[BatchRecord]] | None = defaultdict(list) if n_rows_hint <= DETAIL_LIMIT else None
     percents: list[float] = []
     n = skipped = 0
+    used: dict[str, HumanGrade] = {}
+    reviewed: Counter = Counter()
     for r in records:
+        g = human.grades.get(f"{r.candidate}\x1f{r.question_id}") if human is not None else None
+        if g is not None:
+            g = g.model_copy(update={"grader_score": r.score})
+            r = with_human_score(r, g)
+            used[f"{r.candidate}\x1f{r.question_id}"] = g
+            reviewed[r.candidate] += 1
         if r.line is None:
             skipped += 1  # made for a question asked and not answered, not read from the input
         else:
@@ -160,6 +179,7 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
             rank=0, candidate=cand, total=round(total, 2), max_total=round(max_total, 2), percent=pct,
             passed=pct >= pass_mark, answered=answered[cand], skipped=len(by_q) - answered[cand],
             scores={q: by_q.get(q) for q in qids}, topics=by_topic, flags=flags_by_cand[cand],
+            reviewed=reviewed[cand], verdict=human.verdicts.get(cand) if human is not None else None,
         ))
     # By share of the points of the questions each was asked: candidates asked different
     # questions are compared fairly, and with the same questions this is the order of totals.
@@ -184,7 +204,7 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
         title=title, source=source, generated=_now() if timestamp else None,
         model=model, pass_mark=pass_mark, n_answers=n, n_skipped=skipped, candidates=rows, questions=stats, topics=topics,
         pairs=pairs, pairs_total=len(pairs) if pairs_total is None else pairs_total, flagged=flagged, details=dict(details) if details is not None else None,
-        answer_scores=percents,
+        answer_scores=percents, human=used,
     )
 
 

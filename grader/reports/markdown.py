@@ -111,14 +111,20 @@ def batch_markdown(report: "BatchReport") -> str:
         "",
         f"Pass mark {report.pass_mark:g}%: **{passed} passed**, {len(report.candidates) - passed} did not.",
         "",
+    ]
+    if report.human:
+        lines += [f"{len(report.human)} answer score(s) set by a reviewer (grader review), marked ✎; "
+                  "totals and ranks use them.", ""]
+    lines += [
         "## Ranking",
         "",
-        "| Rank | Candidate | Total | % | Result | Answered | Flags |",
-        "|---:|---|---:|---:|---|---:|---:|",
+        "| Rank | Candidate | Total | % | Result | Answered | Flags |" + (" Reviewed | Decision |" if report.human else ""),
+        "|---:|---|---:|---:|---|---:|---:|" + ("---:|---|" if report.human else ""),
     ]
     for c in report.candidates:
         lines.append(f"| {c.rank} | {e(c.candidate)} | {c.total:g}/{c.max_total:g} | {c.percent:g} | "
-                     f"{'pass' if c.passed else 'fail'} | {c.answered}/{c.answered + c.skipped} | {c.flags or ''} |")
+                     f"{'pass' if c.passed else 'fail'} | {c.answered}/{c.answered + c.skipped} | {c.flags or ''} |"
+                     + (f" {'✎ ' + str(c.reviewed) if c.reviewed else ''} | {c.verdict or ''} |" if report.human else ""))
     counts = distribution(report.answer_scores)
     labels = ", ".join(f'"{i * 10}-{i * 10 + 10}"' for i in range(10))
     lines += [
@@ -177,7 +183,10 @@ def batch_markdown(report: "BatchReport") -> str:
                 covered = ", ".join(e(x.name) + ("" if x.via == "terms" else " (partial)")
                                     for x in r.concepts if x.matched) or "–"
                 missed = ", ".join(e(x.name) for x in r.concepts if not x.matched) or "–"
-                lines.append(f"- **{e(r.question_id)}** {r.score:g}/{r.max_score:g} ({r.band}). "
+                hg = report.human_grade(r)
+                score = (f"✎ {hg.score:g}/{r.max_score:g} human score by {e(hg.reviewer)} (grader: {hg.grader_score:g})"
+                         if hg else f"{r.score:g}/{r.max_score:g} ({r.band})")
+                lines.append(f"- **{e(r.question_id)}** {score}. "
                              f"Covered: {covered}. Missed: {missed}."
                              + (f" Misconceptions: {', '.join(e(m.name) for m in r.misconceptions)}." if r.misconceptions else "")
                              + (f" Flags: {e(', '.join(r.flags))}." if r.flags else "")

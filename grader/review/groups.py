@@ -1,0 +1,61 @@
+"""A question's answers grouped by meaning for its review page, computed on demand and cached.
+
+The groups are those of `grader groups` (grader/batch/groups.py `cluster`) over the whole-answer
+vectors grading computes; embedding a question's few hundred answers takes seconds on two cores,
+so each question's groups are computed once, when its page is first opened."""
+
+from __future__ import annotations
+
+import threading
+
+from pydantic import BaseModel
+
+from grader.review.run import ReviewRun
+
+
+class ReviewGroup(BaseModel):
+    number: int
+    members: list[int]  # record indices, the representative first
+    empty: bool = False
+
+
+class GroupCache:
+    """Groups per question id; the embedder is made on first use (no model load at start-up)."""
+
+    def __init__(self, run: ReviewRun, make_grader):
+        self.run = run
+        self._make_grader = make_grader
+        self._grader = None
+        self._cache: dict[str, list[ReviewGroup]] = {}
+        self._lock = threading.Lock()
+
+    def groups(self, question_id: str) -> list[ReviewGroup]:
+        with self._lock:
+            if question_id not in self._cache:
+                self._cache[question_id] = self._compute(question_id)
+            return self._cache[question_id]
+
+    def _compute(self, question_id: str) -> list[ReviewGroup]:
+        import numpy as np
+
+        from grader.batch.groups import cluster
+
+        idx = self.run.of_question(question_id)
+        texts = [self.run.records[i].answer for i in idx]
+        if self._grader is None:
+            self._grader = self._make_grader()
+        vecs = self._grader.answer_vectors(texts)
+        live = [k for k, v in enumerate(vecs) if v is not None]
+        out: list[ReviewGroup] = []
+        if live:
+            labels = cluster(np.stack([vecs[k] for k in live]))
+            for label in sorted(set(labels.tolist())):
+                ks = [live[j] for j in range(len(live)) if labels[j] == label]
+                V = np.stack([vecs[k] for k in ks])
+                rep = int(np.argmax((V @ V.T).mean(axis=1)))
+                ks = [ks[rep]] + ks[:rep] + ks[rep + 1:]
+                out.append(ReviewGroup(number=len(out) + 1, members=[idx[k] for k in ks]))
+        empty = [idx[k] for k, v in enumerate(vecs) if v is None]
+        if empty:
+            out.append(ReviewGroup(number=len(out) + 1, members=empty, empty=True))
+        return out
