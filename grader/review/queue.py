@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from grader.models import BatchRecord
 from grader.scoring.combine import ACCEPTABLE, STRONG
-from grader.scoring.flags import NO_ANSWER, REQUIRED_MISSING
+from grader.scoring.flags import INJECTION, NO_ANSWER, REQUIRED_MISSING
 
 # A short answer (fewer words than this) with a high score (this fraction or more) is suspect.
 SHORT_WORDS = 20
@@ -24,14 +24,14 @@ SIGNALS_APART = 0.5
 # The LLM's grounded fraction this far from the score.
 LLM_APART = 0.3
 # A graded answer this close in meaning (cosine) whose grade is this far (fraction) from the score.
-NEAREST_SIM = 0.8
+NEAREST_SIM = 0.85
 NEAREST_APART = 0.3
 # A fraction this close to a band boundary, a candidate's percent this close to the pass mark.
 BOUNDARY_NEAR = 0.04
 PASS_NEAR = 5.0
 
 # How much each reason weighs in the queue's order.
-WEIGHTS = {"flag": 5.0, "llm": 4.0, "short": 4.0, "nearest": 3.0, "signals": 2.0, "pass": 2.0, "boundary": 1.0}
+WEIGHTS = {"injection": 8.0, "flag": 5.0, "llm": 4.0, "short": 4.0, "nearest": 3.0, "signals": 2.0, "pass": 2.0, "boundary": 1.0}
 _QUIET_FLAGS = {NO_ANSWER, REQUIRED_MISSING}
 
 
@@ -52,7 +52,8 @@ def answer_reasons(r: BatchRecord, candidate_percent: float | None = None, pass_
     frac = r.score / r.max_score if r.max_score else 0.0
     for f in r.flags:
         if f not in _QUIET_FLAGS:
-            out.append(Reason(kind="llm" if f.startswith("llm") else "flag", text=f))
+            kind = "injection" if f == INJECTION else "llm" if f.startswith("llm") else "flag"
+            out.append(Reason(kind=kind, text=f))
     if r.band == "no answer":
         return out
     words = len(r.answer.split())
