@@ -185,7 +185,8 @@ def clauses(sentences: list[Sentence], subjects: list[Subject]) -> list[Clause]:
         lowered = normalise(s.text)
         sentence_hedged = _has_any(lowered, HEDGES) or _guess_list(lowered)
         for n, text in enumerate(split_clauses(s, subjects)):
-            part = analyse(text)
+            # Most sentences are one clause, already analysed with the answer.
+            part = [s] if text == s.text else analyse(text)
             if not part:
                 continue
             p = part[0] if len(part) == 1 else _merge(part)
