@@ -110,6 +110,8 @@ class FakeLLM:
         if name == "reply":  # a fixed reply dict, or a function (names, answer) -> dict
             r = kw["reply"]
             return Reply(content=json.dumps(r(names, answer) if callable(r) else r))
+        if name == "by_seed":  # a function (names, answer, seed) -> reply dict: differs run to run
+            return Reply(content=json.dumps(kw["reply"](names, answer, body.get("seed"))))
         if name == "rate_limited":
             if n <= kw.get("times", 1):
                 return Reply(status=429, headers={"Retry-After": kw.get("retry_after", "1")},

@@ -21,7 +21,7 @@ from grader.accuracy.metrics import Metrics, QuestionMetrics, metrics, per_quest
 from grader.bank import Bank
 from grader.embedding import Embedder
 from grader.errors import InputError
-from grader.models import GradedRow
+from grader.models import GradedRow, GradeResult
 from grader.scoring.calibration import Calibration
 from grader.scoring.pipeline import Grader, Item
 from grader.scoring.signals import SIGNALS
@@ -68,6 +68,9 @@ class Evaluation(BaseModel):
     per_question: list[QuestionMetrics]
     seconds: float
     predictions: list[Prediction] = Field(default_factory=list, exclude=True)
+    results: dict[int, GradeResult] = Field(
+        default_factory=dict, exclude=True, description="Bank rows' results by row index (evaluate --llm reviews them)."
+    )
 
 
 # --------------------------------------------------------------------------- grading
@@ -185,5 +188,5 @@ def evaluate(
         bank_rows=len(on_bank), bank_mix=grader.mix.name if on_bank else None,
         per_question=per_question(rows, head_pred),
         seconds=round(time.perf_counter() - t0, 2),
-        predictions=predictions,
+        predictions=predictions, results=results,
     )

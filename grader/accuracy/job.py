@@ -8,10 +8,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from grader.accuracy.evaluate import Evaluation, evaluate
 from grader.accuracy.graded import signals_for
+from grader.accuracy.llm_eval import LLMFigures
 from grader.accuracy.with_graded import GradedFigure, evaluate_per_question, evaluate_pool, zero_shot_inputs
 from grader.errors import InputError
 from grader.graded_file import read_graded
@@ -33,6 +34,11 @@ class EvaluateOptions(BaseModel):
     graded_per_question: int | None = None
     seed: int = 0
     repeats: int = 5
+    llm: bool = False
+    llm_weight: float | None = None
+    no_cache: bool = False
+    dry_run: bool = False
+    repeat: int = 1
 
 
 class EvaluateOutcome(BaseModel):
@@ -41,6 +47,8 @@ class EvaluateOutcome(BaseModel):
     evaluation: Evaluation
     trained: dict | None = None
     warnings: list[str] = []
+    llm: LLMFigures | None = None
+    dry_run_requests: int | None = Field(default=None, description="--llm --dry-run: requests it would make.")
 
 
 def _no_progress(_label: str) -> AbstractContextManager:
@@ -57,6 +65,7 @@ def evaluate_file(opts: EvaluateOptions, settings, progress: ProgressFactory = _
 
     if opts.cv is not None and opts.cv < 2:
         raise InputError(f"--cv: {opts.cv} folds; at least 2 are needed")
+    provider = _llm_check(opts, settings)
     rows, bank = _read(opts, settings)
     model = opts.model or settings.trained_model
     cal_path = opts.calibration or settings.calibration
@@ -83,7 +92,44 @@ def evaluate_file(opts: EvaluateOptions, settings, progress: ProgressFactory = _
         result = trained.pop("result")
     if opts.predictions is not None:
         write_predictions(opts.predictions, result)
-    return EvaluateOutcome(evaluation=result, trained=trained, warnings=warnings)
+    outcome = EvaluateOutcome(evaluation=result, trained=trained, warnings=warnings)
+    if provider is not None:
+        _with_llm(outcome, opts, settings, rows, bank, provider, progress)
+    return outcome
+
+
+def _llm_check(opts: EvaluateOptions, settings):
+    """`--llm`: the provider (ConfigError at once when the LLM is not set up), else None."""
+    if not opts.llm:
+        if opts.dry_run or opts.repeat != 1 or opts.no_cache or opts.llm_weight is not None:
+            raise InputError("--dry-run, --repeat, --no-cache and --llm-weight go with --llm")
+        return None
+    if opts.repeat < 1:
+        raise InputError(f"--repeat: {opts.repeat}; at least 1")
+    if opts.model is not None or opts.cv:
+        raise InputError("--llm measures the score `grade` ships: drop --model and --cv")
+    from grader.llm.batch import make_provider
+
+    # --repeat asks again on purpose: the cache would give N copies of one reply.
+    return make_provider(settings, use_cache=not opts.no_cache and opts.repeat == 1)
+
+
+def _with_llm(outcome: EvaluateOutcome, opts, settings, rows, bank, provider, progress) -> None:
+    from grader.accuracy.llm_eval import evaluate_llm, review_items
+    from grader.llm.batch import dry_run_count
+    from grader.llm.blend import BlendParams
+    from grader.llm.options import LLMOptions
+
+    o = LLMOptions()
+    if opts.dry_run:
+        items, _ = review_items(rows, outcome.evaluation, bank)
+        outcome.dry_run_requests = dry_run_count(items, provider) * opts.repeat
+        return
+    with progress("Asking the LLM") as cb:
+        outcome.llm = evaluate_llm(rows, outcome.evaluation, bank, provider,
+                                   params=BlendParams.from_settings(settings, opts.llm_weight),
+                                   concurrency=settings.llm_concurrency, repeat=opts.repeat,
+                                   base_seed=o.llm_seed, mode=o.llm_mode, progress=cb, file=str(opts.file))
 
 
 class GradedOutcome(BaseModel):

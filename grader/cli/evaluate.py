@@ -5,6 +5,7 @@ from typing import Optional
 
 import typer
 
+from grader.cli import options
 from grader.cli.app import app
 from grader.cli.context import ListFormat, console, fmt, settings
 from grader.cli.progress import counted
@@ -25,6 +26,11 @@ def evaluate(
     per_question: Optional[int] = typer.Option(None, "--graded-per-question", metavar="K", help="Learn from K random graded answers of each question of the file and score the rest (0: zero-shot)."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="First random seed of --graded-per-question."),
     repeats: int = typer.Option(5, "--repeats", metavar="N", help="Seeds --graded-per-question averages over."),
+    llm: bool = typer.Option(False, "--llm", help="Also review every answer with the configured LLM and show the deterministic, LLM and blended scores' agreement side by side, with the LLM's usage."),
+    llm_weight: options.LlmWeight = None,
+    no_cache: options.NoCache = False,
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --llm: say how many requests it would make, and make none."),
+    repeat: options.Repeat = 1,
 ):
     """Measure agreement with human graders.  Rows of a bank question without their own
     reference answer are scored exactly as `grader grade` scores them; the others against
@@ -35,6 +41,11 @@ def evaluate(
     from grader.accuracy.job import EvaluateOptions, evaluate_file, evaluate_learning
 
     if graded is not None or per_question is not None:
+        if llm or dry_run or repeat != 1:
+            from grader.errors import InputError
+
+            raise InputError("--llm, --dry-run and --repeat measure the score `grade` ships: drop --graded and "
+                             "--graded-per-question")
         learning = evaluate_learning(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit,
                                                      model=model, predictions=predictions, graded=graded,
                                                      graded_per_question=per_question, seed=seed, repeats=repeats),
@@ -44,10 +55,19 @@ def evaluate(
         _show_learning(learning.figure, format_)
         return
     outcome = evaluate_file(EvaluateOptions(file=file, cv=cv, calibration=calibration, limit=limit, model=model,
-                                            predictions=predictions), settings(), counted)
+                                            predictions=predictions, llm=llm, llm_weight=llm_weight,
+                                            no_cache=no_cache, dry_run=dry_run, repeat=repeat),
+                            settings(), counted)
     result, trained = outcome.evaluation, outcome.trained
     for w in outcome.warnings:
         console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    if outcome.dry_run_requests is not None:
+        typer.echo(f"dry run: {result.n} answers; {outcome.dry_run_requests} LLM request(s) would be made "
+                   f"(cached replies and empty answers need none; repairs and retries not counted)")
+        return
+    if outcome.llm is not None:
+        _show_llm(outcome.llm, format_)
+        return
     if format_ == ListFormat.json:
         if trained is None:
             typer.echo(result.model_dump_json(indent=2))
@@ -89,6 +109,37 @@ def evaluate(
         con.print(t)
         if not with_signal:
             con.print("add --cv K to measure the model's score as one more signal (fitted on other questions)")
+
+
+def _show_llm(f, format_: ListFormat) -> None:
+    """Deterministic, LLM and blended agreement side by side, then usage and stability."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if format_ == ListFormat.json:
+        typer.echo(f.model_dump_json(indent=2))
+        return
+    cols = [("deterministic", f.deterministic), ("LLM fraction", f.llm),
+            ("deterministic, same rows", f.deterministic_same_rows), ("blended", f.blended)]
+    t = Table(title=f"{escape(Path(f.file).name)}: {f.n} answers · LLM {escape(f.model)} · {f.mode} mode")
+    t.add_column("metric")
+    for name, m in cols:
+        t.add_column(name, justify="right")
+    for m in ("n", *METRICS):
+        t.add_row(m, *[("–" if x is None else (str(x.n) if m == "n" else fmt(getattr(x, m)))) for _, x in cols])
+    st = f.stability
+    if st is not None:
+        t.add_row(f"pass^{st.repeat} (same band)", "", "", "", fmt(st.pass_n))
+        t.add_row("spread mean / max", "", fmt(st.llm_spread_mean), "",
+                  f"{fmt(st.spread_mean)} / {fmt(st.spread_max)}")
+    con = console()
+    con.print(t)
+    u = f.usage
+    con.print(f"LLM: {u.requests} requests ({f.requests_per_answer:g} per answer), {u.prompt_tokens} prompt + "
+              f"{u.completion_tokens} completion tokens, {u.cached} from cache; {u.repaired} repaired, "
+              f"{u.invalid} invalid after a repair, {u.errors} failed in all (their rows keep the "
+              f"deterministic score and are left out of the LLM column) · {f.seconds:.1f} s")
+    con.print(f"rubrics: {f.bank_rubric_rows} bank, {f.reference_rubric_rows} made from the reference answer")
 
 
 def _show_learning(f, format_: ListFormat) -> None:

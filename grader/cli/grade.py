@@ -38,6 +38,7 @@ def grade(
     llm: options.Llm = False,
     llm_weight: options.LlmWeight = None,
     no_cache: options.NoCache = False,
+    repeat: options.Repeat = 1,
     calibration: options.Calibration = None,
     model: options.Model = None,
     graded: options.Graded = None,
@@ -50,7 +51,9 @@ def grade(
     text = read_answer(answer)
     if out is not None and out.suffix.lower() not in (".json", ".md", ".markdown"):
         raise InputError(f"--out: {out}: unknown report format {out.suffix!r} (use .json or .md)")
-    reviewer = options.llm_reviewer(llm_weight, no_cache) if llm else None
+    if repeat != 1 and not llm:
+        raise InputError("--repeat goes with --llm")
+    reviewer = options.llm_reviewer(llm_weight, no_cache, repeat) if llm else None
     result = grader_from_settings(settings(), calibration, model, graded).grade(q, b.rubrics[q.id], text)
     if reviewer is not None:
         with console(stderr=True).status("Asking the LLM…"):
@@ -65,3 +68,9 @@ def grade(
         from grader.render import result_renderable
 
         console().print(result_renderable(result))
+        rep = (result.llm or {}).get("repeat")
+        if rep:
+            scores = ", ".join(f"{x:g}" for x in rep["scores"])
+            typer.echo(f"LLM asked {rep['n']} times (seeds {rep['seeds'][0]}..{rep['seeds'][-1]}; {rep['valid']} valid): "
+                       f"scores {scores}; spread {rep['spread']:.0%} of full marks; same band in all "
+                       f"{rep['n']}: {'yes' if rep['same_band'] else 'no'}; the score uses the median review")

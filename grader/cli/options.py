@@ -10,6 +10,11 @@ LlmWeight = Annotated[Optional[float], typer.Option(
     "--llm-weight", min=0.0, max=1.0, metavar="WEIGHT",
     help="How far the LLM's verdict moves the score (0: feedback only; default GRADER_LLM_WEIGHT).",
 )]
+Repeat = Annotated[int, typer.Option(
+    "--repeat", min=1, metavar="N",
+    help="With --llm: ask N times (seeds varied, cache bypassed), show each answer's spread and pass^N "
+    "(same band all N times); the score uses the median review.",
+)]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Ask the LLM again even if its reply is cached.")]
 Calibration = Annotated[Optional[Path], typer.Option(
     "--calibration", metavar="FILE", help="Score with a calibration fitted on human grades (grader calibrate).",
@@ -25,9 +30,9 @@ Graded = Annotated[Optional[Path], typer.Option(
 )]
 
 
-def llm_reviewer(weight: Optional[float], no_cache: bool):
+def llm_reviewer(weight: Optional[float], no_cache: bool, repeat: int = 1):
     """`--llm`: the reviewer, or a one-line ConfigError naming the missing setting."""
     from grader.cli.context import settings
     from grader.llm import make_reviewer
 
-    return make_reviewer(settings(), weight=weight, use_cache=not no_cache)
+    return make_reviewer(settings(), weight=weight, use_cache=not no_cache, repeat=repeat)

@@ -33,6 +33,8 @@ class LLMReview(BaseModel):
     cached: bool = False
     requests: int = Field(default=0, description="HTTP requests made, retries and repair included.")
     repaired: bool = False
+    invalid: bool = Field(default=False, description="No valid reply even after the repair request.")
+    seed: int | None = Field(default=None, description="The sampling seed the request carried.")
     response_format: str | None = Field(default=None, description="json_schema, json_object or text.")
 
     @property
@@ -48,6 +50,10 @@ class FeedbackProvider(Protocol):
         self, question: Question, rubric: Rubric | None, answer: str, result: GradeResult
     ) -> LLMReview: ...
 
+    def requests_needed(self, question: Question, rubric: Rubric | None, answer: str) -> int:
+        """Requests a review of this answer would make now (0 when cached; `--dry-run`)."""
+        ...
+
 
 class LLMUsage(BaseModel):
     """Totals over a batch; replies served from the cache are counted apart."""
@@ -57,6 +63,8 @@ class LLMUsage(BaseModel):
     cached: int = 0
     errors: int = 0
     skipped: int = 0
+    repaired: int = Field(default=0, description="Reviews whose first reply failed validation (one repair sent).")
+    invalid: int = Field(default=0, description="Reviews with no valid reply even after the repair.")
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -66,6 +74,8 @@ class LLMUsage(BaseModel):
 
     def add(self, r: LLMReview) -> None:
         self.requests += r.requests
+        self.repaired += r.repaired
+        self.invalid += r.invalid
         if r.skipped:
             self.skipped += 1
         elif r.error:
@@ -80,7 +90,8 @@ class LLMUsage(BaseModel):
 
     def summary(self) -> str:
         return (
-            f"LLM: {self.reviewed} reviewed, {self.cached} from cache, {self.errors} failed; "
+            f"LLM: {self.reviewed} reviewed, {self.cached} from cache, {self.errors} failed "
+            f"({self.invalid} invalid after a repair; {self.repaired} repaired); "
             f"{self.requests} requests, {self.prompt_tokens} prompt + "
             f"{self.completion_tokens} completion tokens"
         )

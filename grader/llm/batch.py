@@ -18,14 +18,10 @@ def _needs_request(item: ReviewItem) -> bool:
     return result.band != "no answer" and bool(answer_text(answer).strip())
 
 
-def dry_run_count(items: Sequence[ReviewItem], provider) -> int:
-    """How many reviews would need a request (answers not empty and not in the cache)."""
-    is_cached = getattr(provider, "is_cached", None)
-    n = 0
-    for q, r, a, res in items:
-        if _needs_request((q, r, a, res)) and not (is_cached and is_cached(q, r, a)):
-            n += 1
-    return n
+def dry_run_count(items: Sequence[ReviewItem], provider: FeedbackProvider) -> int:
+    """How many requests the reviews would make (answers not empty; replies not in the cache;
+    a checklist asks one question per concept and misconception).  Repairs and retries aside."""
+    return sum(provider.requests_needed(q, r, a) for q, r, a, res in items if _needs_request((q, r, a, res)))
 
 
 def review_many(
@@ -63,19 +59,41 @@ def review_many(
     return out, usage
 
 
-def make_reviewer(settings, *, weight: float | None = None, use_cache: bool = True):
+def make_provider(settings, *, use_cache: bool = True):
+    """The configured provider: one review per answer, or a checklist (GRADER_LLM_MODE).
+    ConfigError naming the missing setting when the LLM is not set up."""
+    from grader.llm.client import OpenAIFeedback
+    from grader.llm.options import LLMOptions
+
+    options = LLMOptions()
+    return OpenAIFeedback.from_settings(settings, use_cache=use_cache, options=options)
+
+
+def make_reviewer(settings, *, weight: float | None = None, use_cache: bool = True, repeat: int = 1):
     """A function (question, rubric, answer, result) -> result with the LLM review applied.
 
     Raises ConfigError at once when the LLM is not configured, before anything is graded.
+    With `repeat` > 1 it asks that many times (seeds varied, cache bypassed) and keeps the
+    median review (grader.llm.repeat); the result's `llm.repeat` shows the spread.
     Used by `grade --llm` and `ask --llm`.
     """
     from grader.llm.blend import BlendParams
-    from grader.llm.client import OpenAIFeedback
+    from grader.llm.options import LLMOptions
+    from grader.llm.repeat import review_repeated
 
-    provider = OpenAIFeedback.from_settings(settings, use_cache=use_cache)
+    if repeat < 1:
+        from grader.errors import InputError
+
+        raise InputError(f"--repeat: {repeat}; at least 1")
+    provider = make_provider(settings, use_cache=use_cache and repeat == 1)
     params = BlendParams.from_settings(settings, weight)
+    seed = LLMOptions().llm_seed
 
     def review(question: Question, rubric: Rubric | None, answer: str, result: GradeResult) -> GradeResult:
+        if repeat > 1:
+            out, _, _ = review_repeated([(question, rubric, answer, result)], provider, repeat,
+                                        concurrency=settings.llm_concurrency, params=params, base_seed=seed)
+            return out[0]
         return apply_review(result, provider.review(question, rubric, answer, result), rubric, params)
 
     review.provider = provider  # type: ignore[attr-defined]

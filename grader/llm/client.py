@@ -19,6 +19,7 @@ One review is one request (plus retries, plus at most one repair request):
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import threading
@@ -198,6 +199,14 @@ class OpenAIFeedback:
             options=options, cache=cache,
         )
 
+    def reseeded(self, seed: int) -> "OpenAIFeedback":
+        """The same provider asking with another seed and no cache (`--repeat`): it shares
+        the HTTP client, the key and the response format learned so far."""
+        other = copy.copy(self)
+        other.options = self.options.model_copy(update={"llm_seed": seed})
+        other.cache = None
+        return other
+
     # ------------------------------------------------------------------ requests
 
     def params(self) -> dict:
@@ -231,6 +240,10 @@ class OpenAIFeedback:
 
     def is_cached(self, question: Question, rubric: Rubric | None, answer: str) -> bool:
         return self.cache is not None and self.request_key(question, rubric, answer) in self.cache
+
+    def requests_needed(self, question: Question, rubric: Rubric | None, answer: str) -> int:
+        """1, or 0 when the reply is cached (`--dry-run`)."""
+        return 0 if self.is_cached(question, rubric, P.answer_text(answer)) else 1
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -316,7 +329,7 @@ class OpenAIFeedback:
         """Review one graded answer; never raises for network or protocol faults."""
         text = P.answer_text(answer)
         hostile = looks_hostile(text)
-        base = dict(model=self.model, injection=hostile)
+        base = dict(model=self.model, injection=hostile, seed=self.options.llm_seed)
         if result.band == "no answer" or not text.strip():
             return LLMReview(**base, skipped="no answer")
         counter = [0]
@@ -355,7 +368,7 @@ class OpenAIFeedback:
                 return LLMReview(
                     **base, error=self.error_text(InvalidReply(f"{exc2} (after one repair)"), counter[0]),
                     requests=counter[0], prompt_tokens=pt, completion_tokens=ct, repaired=True,
-                    response_format=mode,
+                    invalid=True, response_format=mode,
                 )
         if key:
             self.cache.put(key, reply.model_dump_json(), pt, ct)
