@@ -90,3 +90,10 @@ EVAL_ROWS ?= 1500
 bench-train: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/train_accuracy.py --train-rows $(TRAIN_ROWS) --eval-rows $(EVAL_ROWS) \
 	  --out bench/results/train_accuracy.md
+
+# ----------------------------------------------------------------------------- review app
+# grader review with 5,000 answers: page and decision times (bench/results/review.md); not beside the tests.
+.PHONY: bench-review
+
+bench-review: setup
+	$(BIN)/python bench/review.py --out bench/results/review.md

@@ -138,9 +138,10 @@ def create_app(state: ReviewState, groups: GroupCache, *, token: str, allowed_ho
         if not 0 <= ci < len(state.run.candidates):
             return PlainTextResponse("no such candidate", status_code=404)
         state.refresh()
-        order = [r.index for r in state.ranking()]
+        ranking = state.ranking()
+        order = [r.index for r in ranking]
         pos = order.index(ci)
-        summary = next(r for r in state.ranking() if r.index == ci)
+        summary = ranking[pos]
         cand = state.run.candidates[ci]
         return page("candidate.j2", ci=ci, cand=cand, summary=summary, answers=state.run.of_candidate(cand),
                     prev=order[pos - 1] if pos else None, next=order[pos + 1] if pos + 1 < len(order) else None,
@@ -162,7 +163,8 @@ def create_app(state: ReviewState, groups: GroupCache, *, token: str, allowed_ho
     @app.get("/queue", response_class=HTMLResponse)
     def queue():
         state.refresh()
-        return page("queue.j2", items=state.queue(200), total=len(state.queue()))
+        items = state.queue()
+        return page("queue.j2", items=items[:200], total=len(items))
 
     @app.get("/api/progress")
     def progress():

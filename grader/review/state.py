@@ -65,6 +65,7 @@ class ReviewState:
         self.reviewer = reviewer
         self.reasons: list[list[Reason]] = all_reasons(run.records, pass_mark)
         self.candidate_index = {c: i for i, c in enumerate(run.candidates)}
+        self._ranked: tuple[int, list[CandidateSummary]] | None = None
 
     # ------------------------------------------------------------------ reading
     def refresh(self) -> None:
@@ -100,7 +101,10 @@ class ReviewState:
         return Progress(reviewed=n, total=len(self.run.records))
 
     def ranking(self) -> list[CandidateSummary]:
-        """Every candidate by share of points (final scores), equal results sharing a rank."""
+        """Every candidate by share of points (final scores), equal results sharing a rank; kept
+        until the next decision (callers must not change the rows)."""
+        if self._ranked is not None and self._ranked[0] == self.store.last_id:
+            return self._ranked[1]
         rows: list[CandidateSummary] = []
         latest = self.store.latest
         for ci, cand in enumerate(self.run.candidates):
@@ -127,6 +131,7 @@ class ReviewState:
             prev = rows[k - 1] if k else None
             same = prev is not None and prev.total == row.total and prev.max_total == row.max_total
             row.rank = prev.rank if same else k + 1
+        self._ranked = (self.store.last_id, rows)
         return rows
 
     def queue(self, limit: int | None = None) -> list[QueueItem]:
