@@ -28,24 +28,50 @@ _CONCEPTS = re.compile(r"Rubric concepts:\n(\[.*?\n\])", re.S)
 
 def prompt_parts(body: dict) -> tuple[list[str], str]:
     """(concept names, candidate answer) out of a grader request."""
+    names, answer, _ = prompt_concepts(body)
+    return names, answer
+
+
+def prompt_concepts(body: dict) -> tuple[list[str], str, list[str]]:
+    """(concept names, candidate answer, concept descriptions) out of a grader request."""
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")
     m = _CONCEPTS.search(user)
-    names = [c["name"] for c in json.loads(m.group(1))] if m else []
+    concepts = json.loads(m.group(1)) if m else []
     a = _ANSWER.search(user)
-    return names, a.group(2) if a else ""
+    return [c["name"] for c in concepts], a.group(2) if a else "", [c.get("description", "") for c in concepts]
+
+
+_WORD = re.compile(r"[a-z][a-z-]{3,}")
+
+
+def relevant_quotes(names: list[str], descriptions: list[str], answer: str) -> list[str]:
+    """Per concept, the answer sentence sharing most words with its name and description ("" if none)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
+    out = []
+    for name, desc in zip(names, descriptions):
+        want = set(_WORD.findall(f"{name} {desc}".lower()))
+        best = max(sentences, key=lambda s: len(want & set(_WORD.findall(s.lower()))), default="")
+        out.append(best if best and want & set(_WORD.findall(best.lower())) else "")
+    return out
 
 
 def first_words(answer: str, n: int = 6) -> str:
     return " ".join(answer.split()[:n])
 
 
-def honest_reply(names: list[str], answer: str) -> dict:
-    """Every concept covered, each with a real quote from the answer (grounded)."""
-    q = first_words(answer)
+def honest_reply(names: list[str], answer: str, descriptions: list[str] | None = None) -> dict:
+    """Without descriptions: every concept covered, each quoting the answer's first words (in
+    the answer, but shows no particular concept).  With them: each concept covered by the
+    sentence sharing most words with it, else missing (what an honest judge answers)."""
+    if descriptions is None:
+        quotes = [first_words(answer)] * len(names)
+    else:
+        quotes = relevant_quotes(names, descriptions, answer)
+    covered = sum(bool(q) for q in quotes)
     return {
-        "concepts": [{"name": n, "status": "covered", "quote": q} for n in names],
+        "concepts": [{"name": n, "status": "covered" if q else "missing", "quote": q} for n, q in zip(names, quotes)],
         "misconceptions": [],
-        "suggested_score": 0.9,
+        "suggested_score": 0.9 if descriptions is None else (covered / len(names) if names else 0.9),
         "strengths": ["clear and correct"],
         "improvements": ["give an example"],
         "feedback": "A solid answer that covers the main ideas.",
@@ -102,9 +128,9 @@ class FakeLLM:
     # ----------------------------------------------------------------- behaviours
 
     def _respond(self, body: dict, n: int, auth: str) -> Reply:
-        names, answer = prompt_parts(body)
+        names, answer, descriptions = prompt_concepts(body)
         kw, name = self.kw, self.name
-        good = Reply(content=json.dumps(honest_reply(names, answer)))
+        good = Reply(content=json.dumps(honest_reply(names, answer, descriptions)))
         if name == "good":
             return good
         if name == "reply":  # a fixed reply dict, or a function (names, answer) -> dict

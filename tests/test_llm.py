@@ -32,6 +32,7 @@ ANSWER = (
     "and populate the cache. When the row is updated, delete the key."
 )
 PARAMS = BlendParams(weight=0.3, max_shift=0.15)
+HONEST_L = 0.75  # the loopback server's honest judge on ANSWER: TTL, cache-aside and delete-on-write
 
 
 def provider(fake, tmp_path=None, *, timeout=2.0, retries=2, server="generic", key=KEY):
@@ -69,16 +70,18 @@ def test_good_reply_gives_feedback_and_a_bounded_blend(fake_llm, q, rubric, det)
     review, res = run_review(provider(fake_llm), q, rubric, det)
     assert review.ok and review.requests == 1 and not review.cached
     assert res.feedback and "solid answer" in res.feedback
-    assert res.components.llm == 1.0  # every concept covered with a real quote
+    # The concepts the answer shows (3 of 4 by weight), each quoted by a sentence that shows it.
+    assert res.components.llm == HONEST_L
     d = det.score / det.max_score
-    assert d < 1.0
-    expected = min(PARAMS.max_shift, PARAMS.weight * (1.0 - d))
+    assert d < HONEST_L
+    expected = min(PARAMS.max_shift, PARAMS.weight * (HONEST_L - d))
     assert res.score == pytest.approx(round((d + expected) * det.max_score, 2))
     assert res.score - det.score <= PARAMS.max_shift * det.max_score + 1e-9
     assert res.percent == pytest.approx(round(100 * res.score / res.max_score, 1))
     assert res.llm["tokens"] == {"prompt": 100, "completion": 50}
     assert res.llm["error"] is None and res.llm["cached"] is False
-    assert res.llm["unsupported_claims"] == []
+    # Quotes in the answer that the pipeline's evidence does not tie to that concept do not count.
+    assert {u["reason"] for u in res.llm["unsupported_claims"]} <= {"quote does not show this concept"}
     assert INJECTION not in res.flags and LLM_ERROR not in res.flags
     body = fake_llm.requests[0]
     assert body["temperature"] == 0 and body["seed"] == 42 and body["model"] == "test-model"
@@ -94,7 +97,7 @@ def test_good_reply_gives_feedback_and_a_bounded_blend(fake_llm, q, rubric, det)
 def test_weight_zero_is_feedback_only(fake_llm, q, rubric, det):
     _, res = run_review(provider(fake_llm), q, rubric, det, params=BlendParams(weight=0.0))
     assert res.score == det.score and res.band == det.band
-    assert res.feedback and res.components.llm == 1.0
+    assert res.feedback and res.components.llm == HONEST_L
 
 
 def test_llm_can_lower_the_score_within_the_bound(fake_llm, q, rubric, det):
@@ -462,7 +465,7 @@ def test_cli_grade_llm_json_and_key_never_shown(fake_llm, tmp_path, det):
     r = _grade(env, "--llm", "--format", "json", "--out", str(tmp_path / "r.json"))
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["feedback"] and data["llm"]["error"] is None and data["components"]["llm"] == 1.0
+    assert data["feedback"] and data["llm"]["error"] is None and data["components"]["llm"] == HONEST_L
     assert data["score"] > det.score
     r2 = _grade(env, "--llm")  # from the cache, rendered as text with the feedback
     assert r2.returncode == 0 and len(fake_llm.requests) == 1

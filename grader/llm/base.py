@@ -22,7 +22,10 @@ class LLMReview(BaseModel):
     skipped: str | None = Field(default=None, description="Why no request was made (e.g. no answer).")
     injection: bool = Field(
         default=False,
-        description="The answer looks hostile (flags + decoded layers) or the LLM said so.",
+        description="grader's own checks find an injection (its patterns, also in decoded layers).",
+    )
+    llm_suspects_injection: bool = Field(
+        default=False, description="The LLM said the answer addresses it: its suspicion, flagged apart.",
     )
     verdicts: list[dict] = Field(default_factory=list, description="Per concept, after grounding.")
     unsupported: list[dict] = Field(default_factory=list, description="Claims without a real quote.")

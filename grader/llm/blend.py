@@ -36,6 +36,7 @@ from grader.scoring.combine import band_for, capped, llm_shift
 LLM_ERROR = "llm error"
 LLM_DISAGREES = "llm disagrees: human review"
 LLM_CONTRADICTS = "llm score contradicts its quotes"
+LLM_SUSPECTS = "llm suspects prompt injection: human review"
 DISAGREE = 0.3
 CONTRADICTION = 0.3
 INJECTION_NOTE = (
@@ -83,15 +84,45 @@ def llm_fraction(review: LLMReview, rubric: Rubric | None, result: GradeResult) 
     return _clamp(capped(frac, missing), 0.0, 1.0)
 
 
-def _feedback(review: LLMReview, manipulated: bool) -> str:
+def usable_text(text: str) -> bool:
+    """Whether an LLM phrase is words worth showing: some words of letters, not one word or
+    phrase over and over, not markup or numbers ("1.0\nStrengths: 1.0; 1.0")."""
+    import re
+
+    words = re.findall(r"[^\W\d_]{2,}", text or "")
+    if len(words) < 2:
+        return False
+    low = [w.lower() for w in words]
+    if len(low) >= 6 and len(set(low)) / len(low) < 0.4:  # "good good good good good good"
+        return False
+    letters = sum(ch.isalpha() for ch in text)
+    return letters >= 0.5 * len(text.strip())
+
+
+def _items(items: list[str]) -> list[str]:
+    out = []
+    for s in items:
+        s = s.strip()
+        if usable_text(s) and s.lower() not in (x.lower() for x in out):
+            out.append(s)
+    return out
+
+
+def _feedback(review: LLMReview, result: GradeResult, manipulated: bool) -> tuple[str | None, str | None]:
+    """(feedback to show, why the LLM's was not used).  Empty, repetitive or malformed LLM text
+    never replaces grader's own feedback."""
     r = review.reply
-    parts = [r.feedback.strip()]
-    if r.strengths:
-        parts.append("Strengths: " + "; ".join(s.strip() for s in r.strengths if s.strip()))
-    if r.improvements:
-        parts.append("To improve: " + "; ".join(s.strip() for s in r.improvements if s.strip()))
-    text = "\n".join(p for p in parts if p)
-    return (INJECTION_NOTE + text) if manipulated else text
+    main = r.feedback.strip()
+    strengths, improvements = _items(r.strengths), _items(r.improvements)
+    if not usable_text(main):
+        return result.feedback, "the LLM's feedback was empty, repetitive or malformed"
+    parts = [main]
+    if strengths:
+        parts.append("Strengths: " + "; ".join(strengths))
+    if improvements:
+        parts.append("To improve: " + "; ".join(improvements))
+    text = "\n".join(parts)
+    return (INJECTION_NOTE + text) if manipulated else text, None
 
 
 def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, params=None) -> GradeResult:
@@ -111,6 +142,8 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
     }
     if review.injection and F.INJECTION not in flags:
         flags.append(F.INJECTION)
+    if review.llm_suspects_injection and F.INJECTION not in flags and LLM_SUSPECTS not in flags:
+        flags.append(LLM_SUSPECTS)  # its suspicion, not grader's finding: honest answers get it too
     if review.skipped:
         info["skipped"] = review.skipped
         return result.model_copy(update={"llm": info, "flags": flags})
@@ -126,9 +159,10 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
     suggested = reply.suggested_fraction(points)
     frac = llm_fraction(review, rubric, result)
     contradicts = frac is not None and abs(suggested - frac) > p.contradiction
-    injected = review.injection or F.INJECTION in result.flags
+    # The LLM's own suspicion also keeps it from raising the score (it may have been talked into it).
+    injected = review.injection or review.llm_suspects_injection or F.INJECTION in result.flags
     inflated = contradicts and suggested > frac
-    manipulated = injected or inflated
+    manipulated = review.injection or F.INJECTION in result.flags or inflated
     shift = 0.0
     if frac is not None:
         shift = llm_shift(det, frac, p.weight, p.max_shift, injected=injected, inflated=inflated)
@@ -154,15 +188,17 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
         "unsupported_claims": review.unsupported,
         "unknown_concepts": review.unknown_concepts,
         "misconceptions": review.misconceptions,
-        "strengths": reply.strengths,
-        "improvements": reply.improvements,
+        "strengths": _items(reply.strengths),
+        "improvements": _items(reply.improvements),
         "repaired": review.repaired,
         "response_format": review.response_format,
     })
     components = result.components.model_copy(
         update={"llm": None if frac is None else round(frac, 4)}
     )
+    feedback, rejected = _feedback(review, result, manipulated)
+    info["feedback_rejected"] = rejected
     return result.model_copy(update={
         "score": score, "percent": percent, "band": band, "flags": flags,
-        "components": components, "feedback": _feedback(review, manipulated), "llm": info,
+        "components": components, "feedback": feedback, "llm": info,
     })

@@ -334,18 +334,18 @@ class OpenAIFeedback:
             return LLMReview(**base, skipped="no answer")
         counter = [0]
         try:
-            return self._review(question, rubric, text, base, counter)
+            return self._review(question, rubric, text, base, counter, result)
         except Exception as exc:  # noqa: BLE001 - the promise: the run goes on, error recorded
             return LLMReview(**base, error=self.error_text(exc, counter[0]), requests=counter[0])
 
-    def _review(self, question, rubric, text, base, counter) -> LLMReview:
+    def _review(self, question, rubric, text, base, counter, result=None) -> LLMReview:
         schema = self._schema(rubric, text)
         key = self.request_key(question, rubric, text) if self.cache is not None else None
         hit = self.cache.get(key) if key else None
         if hit:
             try:
                 reply = parse_reply(hit[0], rubric)
-                return self._finish(base, reply, rubric, text, prompt_tokens=hit[1],
+                return self._finish(base, reply, rubric, text, result, prompt_tokens=hit[1],
                                     completion_tokens=hit[2], cached=True, requests=0)
             except InvalidReply:
                 pass  # an unreadable row (older version): ask again
@@ -372,16 +372,14 @@ class OpenAIFeedback:
                 )
         if key:
             self.cache.put(key, reply.model_dump_json(), pt, ct)
-        return self._finish(base, reply, rubric, text, prompt_tokens=pt, completion_tokens=ct,
+        return self._finish(base, reply, rubric, text, result, prompt_tokens=pt, completion_tokens=ct,
                             cached=False, requests=counter[0], repaired=repaired,
                             response_format=mode)
 
     @staticmethod
-    def _finish(base, reply: ReviewReply, rubric, text, **extra) -> LLMReview:
-        g = ground(reply, rubric, text)
-        base = dict(base)
-        base["injection"] = base["injection"] or reply.injection_suspected
+    def _finish(base, reply: ReviewReply, rubric, text, result=None, **extra) -> LLMReview:
+        g = ground(reply, rubric, text, result)
         return LLMReview(
-            **base, reply=reply, verdicts=g.verdicts, unsupported=g.unsupported,
+            **base, reply=reply, llm_suspects_injection=reply.injection_suspected, verdicts=g.verdicts, unsupported=g.unsupported,
             unknown_concepts=g.unknown, misconceptions=g.misconceptions, **extra,
         )

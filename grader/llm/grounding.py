@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from grader.models import Rubric
+from grader.models import GradeResult, Rubric
 from grader.llm.schema import ReviewReply
 from grader.text import clean, normalise, tokens
 
@@ -80,8 +80,13 @@ class Grounded:
         return "missing"
 
 
-def ground(reply: ReviewReply, rubric: Rubric | None, answer: str) -> Grounded:
-    """Keep a covered/partial verdict only when its quote occurs in the answer."""
+def ground(reply: ReviewReply, rubric: Rubric | None, answer: str, result: GradeResult | None = None) -> Grounded:
+    """Keep a covered/partial verdict only when its quote occurs in the answer and, given the
+    deterministic `result`, supports that concept (grader.llm.relevance)."""
+    from grader.llm.relevance import checkable, unsupported_reason
+
+    check = checkable(rubric, result)
+    concepts = {c.name: c for c in (rubric.concepts if rubric else [])}
     by_name: dict[str, object] = {}
     unknown: list[str] = []
     names = {c.name.strip().lower(): c.name for c in (rubric.concepts if rubric else [])}
@@ -96,12 +101,17 @@ def ground(reply: ReviewReply, rubric: Rubric | None, answer: str) -> Grounded:
         v = by_name.get(key)
         claimed = v.status if v else "missing"
         quote = (v.quote if v else "")[:500]
-        ok = claimed == "missing" or quote_in_answer(quote, answer)
+        reason = None
+        if claimed != "missing":
+            if not quote.strip():
+                reason = "no quote"
+            elif not quote_in_answer(quote, answer):
+                reason = "quote not in the answer"
+            elif check:
+                reason = unsupported_reason(concepts[name], quote, rubric, result)
+        ok = reason is None
         if not ok:
-            unsupported.append({
-                "concept": name, "claimed": claimed, "quote": quote,
-                "reason": "no quote" if not quote.strip() else "quote not in the answer",
-            })
+            unsupported.append({"concept": name, "claimed": claimed, "quote": quote, "reason": reason})
         verdicts.append({
             "name": name, "claimed": claimed, "status": claimed if ok else "missing",
             "quote": quote if ok and claimed != "missing" else "", "verified": ok,
