@@ -95,6 +95,28 @@ def obeying_reply(names: list[str], answer: str) -> dict:
     }
 
 
+_POINT = re.compile(r"The point to check:\n(.*?)\n\n<<<CANDIDATE_ANSWER", re.S)
+
+
+def checklist_parts(body: dict) -> tuple[str, str] | None:
+    """(the point asked about, candidate answer) of a checklist request, else None."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    m = _POINT.search(user)
+    if not m:
+        return None
+    a = _ANSWER.search(user)
+    return m.group(1), a.group(2) if a else ""
+
+
+def honest_check(point: str, answer: str) -> dict:
+    """An honest checklist judge: a concept is stated by the sentence sharing most words with
+    it (no for none); a wrong claim is never stated."""
+    if point.startswith("The wrong claim"):
+        return {"verdict": "no", "quote": ""}
+    quote = relevant_quotes(["x"], [point], answer)[0]
+    return {"verdict": "yes" if quote else "no", "quote": quote}
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -111,6 +133,7 @@ class FakeLLM:
     def __init__(self):
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.checklist_requests = 0
         self._lock = threading.Lock()
         self.behave("good")
         self.url = ""
@@ -119,6 +142,7 @@ class FakeLLM:
         with self._lock:
             self.requests.clear()
             self.headers.clear()
+            self.checklist_requests = 0
         self.behave("good")
 
     def behave(self, name: str, **kw):
@@ -128,9 +152,19 @@ class FakeLLM:
     # ----------------------------------------------------------------- behaviours
 
     def _respond(self, body: dict, n: int, auth: str) -> Reply:
-        names, answer, descriptions = prompt_concepts(body)
         kw, name = self.kw, self.name
-        good = Reply(content=json.dumps(honest_reply(names, answer, descriptions)))
+        check = checklist_parts(body)
+        if check is not None:
+            self.checklist_requests += 1
+            good = Reply(content=json.dumps(honest_check(*check)))
+            if name == "by_seed" and "checklist" in kw:
+                return Reply(content=json.dumps(kw["checklist"](*check, body.get("seed"))))
+            if name in ("good", "by_seed"):
+                return good
+            names, answer, descriptions = [], check[1], []
+        else:
+            names, answer, descriptions = prompt_concepts(body)
+            good = Reply(content=json.dumps(honest_reply(names, answer, descriptions)))
         if name == "good":
             return good
         if name == "reply":  # a fixed reply dict, or a function (names, answer) -> dict

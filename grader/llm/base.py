@@ -38,6 +38,7 @@ class LLMReview(BaseModel):
     repaired: bool = False
     invalid: bool = Field(default=False, description="No valid reply even after the repair request.")
     seed: int | None = Field(default=None, description="The sampling seed the request carried.")
+    mode: str = Field(default="review", description="review (one request) or checklist (one per question).")
     response_format: str | None = Field(default=None, description="json_schema, json_object or text.")
 
     @property

@@ -66,6 +66,10 @@ def make_provider(settings, *, use_cache: bool = True):
     from grader.llm.options import LLMOptions
 
     options = LLMOptions()
+    if options.llm_mode == "checklist":
+        from grader.llm.checklist import ChecklistFeedback
+
+        return ChecklistFeedback.from_settings(settings, use_cache=use_cache, options=options)
     return OpenAIFeedback.from_settings(settings, use_cache=use_cache, options=options)
 
 

@@ -114,6 +114,8 @@ def _feedback(review: LLMReview, result: GradeResult, manipulated: bool) -> tupl
     r = review.reply
     main = r.feedback.strip()
     strengths, improvements = _items(r.strengths), _items(r.improvements)
+    if review.mode == "checklist":  # it writes no feedback text
+        return result.feedback, None
     if not usable_text(main):
         return result.feedback, "the LLM's feedback was empty, repetitive or malformed"
     parts = [main]
@@ -192,6 +194,7 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
         "improvements": _items(reply.improvements),
         "repaired": review.repaired,
         "response_format": review.response_format,
+        "mode": review.mode,
     })
     components = result.components.model_copy(
         update={"llm": None if frac is None else round(frac, 4)}

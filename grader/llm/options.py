@@ -25,7 +25,7 @@ class LLMOptions(BaseSettings):
         "cache_prompt=false to each request (repeatable replies); 'auto' guesses from the URL "
         "(port 8080/8088 or 'llama' in it means llama.cpp).",
     )
-    llm_mode: Literal["review"] = Field(
+    llm_mode: Literal["review", "checklist"] = Field(
         default="review",
         description="review: one request judges everything; checklist: one short yes/partial/no question "
         "per rubric concept and per misconception, each with a quote.",
