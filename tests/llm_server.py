@@ -162,14 +162,21 @@ class FakeLLM:
             if name in ("good", "by_seed"):
                 return good
             names, answer, descriptions = [], check[1], []
+            good_dict = None
         else:
             names, answer, descriptions = prompt_concepts(body)
-            good = Reply(content=json.dumps(honest_reply(names, answer, descriptions)))
+            good_dict = honest_reply(names, answer, descriptions)
+            good = Reply(content=json.dumps(good_dict))
         if name == "good":
             return good
         if name == "reply":  # a fixed reply dict, or a function (names, answer) -> dict
             r = kw["reply"]
             return Reply(content=json.dumps(r(names, answer) if callable(r) else r))
+        if name == "by_model":  # {model: function (names, answer) -> reply dict, or "error" (echoes the key)}
+            r = kw["replies"][body.get("model")]
+            if r == "error":
+                return Reply(status=500, body={"error": {"message": f"boom (auth was {auth})"}})
+            return Reply(content=json.dumps(r(names, answer) if callable(r) else good_dict))
         if name == "by_seed":  # a function (names, answer, seed) -> reply dict: differs run to run
             return Reply(content=json.dumps(kw["reply"](names, answer, body.get("seed"))))
         if name == "rate_limited":

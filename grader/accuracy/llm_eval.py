@@ -44,6 +44,8 @@ class LLMFigures(BaseModel):
     requests_per_answer: float
     seconds: float
     stability: Stability | None = None
+    judges: list[dict] = Field(default_factory=list, description="A panel's usage per judge, and how often they disagreed.")
+    panel_disagreements: int = 0
     results: list[GradeResult] = Field(default_factory=list, exclude=True)
 
 
@@ -118,12 +120,32 @@ def evaluate_llm(rows: Sequence[GradedRow], evaluation, bank, provider, *, param
     else:
         blended, usage = review_many(items, provider, concurrency, progress, params)
     asked = sum(1 for _, _, a, r in items if r.band != "no answer" and a.strip()) * repeat
+    judges, disagreements = panel_usage(blended)
     return figures(
-        rows, det, blended, file=file, mode=mode, model=getattr(provider, "model", "?"),
+        rows, det, blended, judges=judges, panel_disagreements=disagreements, file=file, mode=mode, model=getattr(provider, "model", "?"),
         bank_rubric_rows=bank_rows, reference_rubric_rows=len(rows) - len(evaluation.results),
         usage=usage, requests_per_answer=round(usage.requests / asked, 2) if asked else 0.0,
         seconds=round(time.perf_counter() - t0, 2), stability=stability,
     )
+
+
+def panel_usage(results: Sequence[GradeResult]) -> tuple[list[dict], int]:
+    """Per judge of a panel: requests, tokens, cache hits and failures; and how many answers split them."""
+    judges: dict[str, dict] = {}
+    split = 0
+    for res in results:
+        info = res.llm or {}
+        split += bool(info.get("panel_disagrees"))
+        for j in info.get("panel", []):
+            u = judges.setdefault(j["model"], {"model": j["model"], "requests": 0, "prompt_tokens": 0,
+                                               "completion_tokens": 0, "cached": 0, "errors": 0})
+            u["requests"] += j["requests"]
+            u["cached"] += bool(j["cached"])
+            u["errors"] += bool(j["error"])
+            if not j["cached"]:
+                u["prompt_tokens"] += j["prompt_tokens"]
+                u["completion_tokens"] += j["completion_tokens"]
+    return list(judges.values()), split
 
 
 def review_items(rows: Sequence[GradedRow], evaluation, bank) -> tuple[list[tuple], int]:

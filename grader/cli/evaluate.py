@@ -140,6 +140,11 @@ def _show_llm(f, format_: ListFormat) -> None:
               f"{u.invalid} invalid after a repair, {u.errors} failed in all (their rows keep the "
               f"deterministic score and are left out of the LLM column) · {f.seconds:.1f} s")
     con.print(f"rubrics: {f.bank_rubric_rows} bank, {f.reference_rubric_rows} made from the reference answer")
+    for j in f.judges:
+        con.print(f"judge {escape(j['model'])}: {j['requests']} requests, {j['prompt_tokens']} prompt + "
+                  f"{j['completion_tokens']} completion tokens, {j['cached']} from cache, {j['errors']} failed")
+    if f.judges:
+        con.print(f"the judges disagreed on {f.panel_disagreements} of {f.n} answers (flagged for human review)")
 
 
 def _show_learning(f, format_: ListFormat) -> None:

@@ -39,6 +39,8 @@ class LLMReview(BaseModel):
     invalid: bool = Field(default=False, description="No valid reply even after the repair request.")
     seed: int | None = Field(default=None, description="The sampling seed the request carried.")
     mode: str = Field(default="review", description="review (one request) or checklist (one per question).")
+    panel: list[dict] = Field(default_factory=list, description="A panel's judges: each one's usage, error and verdicts.")
+    panel_disagrees: bool = Field(default=False, description="A panel's judges did not all give the same verdicts.")
     response_format: str | None = Field(default=None, description="json_schema, json_object or text.")
 
     @property

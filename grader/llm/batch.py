@@ -60,12 +60,22 @@ def review_many(
 
 
 def make_provider(settings, *, use_cache: bool = True):
-    """The configured provider: one review per answer, or a checklist (GRADER_LLM_MODE).
-    ConfigError naming the missing setting when the LLM is not set up."""
-    from grader.llm.client import OpenAIFeedback
-    from grader.llm.options import LLMOptions
+    """The configured provider: one review per answer or a checklist (GRADER_LLM_MODE), by one
+    judge or a panel (GRADER_LLM_PANEL).  ConfigError naming the missing setting."""
+    from grader.llm.options import load_options
 
-    options = LLMOptions()
+    options = load_options()
+    if options.llm_panel:
+        from grader.llm.panel import PanelFeedback, judges_from_settings
+
+        return PanelFeedback(judges_from_settings(settings, options.llm_panel, use_cache=use_cache, options=options))
+    return provider_for(settings, use_cache=use_cache, options=options)
+
+
+def provider_for(settings, *, use_cache: bool, options):
+    """One judge: the server and model of `settings`, in `options.llm_mode`."""
+    from grader.llm.client import OpenAIFeedback
+
     if options.llm_mode == "checklist":
         from grader.llm.checklist import ChecklistFeedback
 

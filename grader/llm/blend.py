@@ -146,6 +146,9 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
         flags.append(F.INJECTION)
     if review.llm_suspects_injection and F.INJECTION not in flags and LLM_SUSPECTS not in flags:
         flags.append(LLM_SUSPECTS)  # its suspicion, not grader's finding: honest answers get it too
+    if review.panel:
+        info["panel"] = review.panel
+        info["panel_disagrees"] = review.panel_disagrees
     if review.skipped:
         info["skipped"] = review.skipped
         return result.model_copy(update={"llm": info, "flags": flags})
@@ -172,6 +175,11 @@ def apply_review(result: GradeResult, review: LLMReview, rubric: Rubric | None, 
             flags.append(LLM_DISAGREES)
     if contradicts and LLM_CONTRADICTS not in flags:
         flags.append(LLM_CONTRADICTS)
+    if review.panel_disagrees:
+        from grader.llm.panel import PANEL_DISAGREES
+
+        if PANEL_DISAGREES not in flags:
+            flags.append(PANEL_DISAGREES)
     score = result.score
     if shift:
         score = round(_clamp(det + shift, 0.0, 1.0) * points, 2)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class JudgeSpec(BaseModel):
+    """One judge of GRADER_LLM_PANEL (grader.llm.panel)."""
+
+    base_url: str | None = Field(default=None, description="Its OpenAI-compatible /v1 URL (None: api.openai.com).")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding its API key (never the key itself)."
+    )
 
 
 class LLMOptions(BaseSettings):
@@ -30,6 +41,11 @@ class LLMOptions(BaseSettings):
         description="review: one request judges everything; checklist: one short yes/partial/no question "
         "per rubric concept and per misconception, each with a quote.",
     )
+    llm_panel: list[JudgeSpec] = Field(
+        default_factory=list,
+        description="Several judges as JSON: [{\"base_url\": ..., \"model\": ..., \"api_key_env\": ...}]; "
+        "each concept's verdict is their majority (grader.llm.panel).",
+    )
     llm_seed: int = Field(default=42, description="Sampling seed sent with every request.")
     llm_max_tokens: int = Field(default=1024, ge=64, le=32768)
     llm_backoff: float = Field(
@@ -52,3 +68,22 @@ class LLMOptions(BaseSettings):
         description="How `make llm-server` runs llama.cpp: the prebuilt xllamacpp wheel (in-process) or "
         "the llama-server built from source; auto takes the first that works.",
     )
+
+
+def load_options() -> LLMOptions:
+    """The LLM options from the environment and `.env`; a bad one is a one-line ConfigError."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from grader.errors import ConfigError
+
+    try:
+        return LLMOptions()
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        loc = [str(x) for x in e["loc"]]
+        where = f"GRADER_{loc[0].upper()}" + "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc[1:])
+        raise ConfigError(f"configuration: {where}: {e['msg']}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"configuration: {str(exc).split(' from source')[0]} (GRADER_LLM_PANEL must be a JSON "
+                          "list of judges)") from None
