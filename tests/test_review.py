@@ -56,9 +56,28 @@ def make_run(d: Path) -> Path:
     return d / "report.results.jsonl"
 
 
+def shared_run(tmp_path_factory, name: str) -> Path:
+    """A copy, in a folder of the module's own, of one batch run made once per test session (the
+    workers of pytest-xdist share it: grading it costs a model load and 50 answers embedded)."""
+    import fcntl
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    shared = base / "review-run"
+    with open(base / "review-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "report.results.jsonl").exists():
+            shared.mkdir(exist_ok=True)
+            make_run(shared)
+    d = tmp_path_factory.mktemp(name)
+    for f in ("answers.csv", "report.results.jsonl"):
+        (d / f).write_bytes((shared / f).read_bytes())
+    return d / "report.results.jsonl"
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("review"))
+    return shared_run(tmp_path_factory, "review")
 
 
 def fresh_copy(results: Path, d: Path) -> Path:
@@ -275,3 +294,12 @@ def test_batch_resume_and_cli_exports_show_the_human_score(results, tmp_path, ba
         ("flask-django-fastapi", 2.5, run.records[run.index("Felix Moreau", "flask-django-fastapi")].answer)]
     r = run_cli("review", d, "--export", d / "x.txt")
     assert r.returncode == 2 and "--export" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_of_an_unreviewed_run_makes_no_database(results, tmp_path):
+    res = fresh_copy(results, tmp_path / "run")
+    r = run_cli("review", res, "--export", tmp_path / "r.html", "--export-graded", tmp_path / "g.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "0 human grade(s)" in r.stderr and (tmp_path / "g.jsonl").read_text("utf-8") == ""
+    assert "human score by" not in (tmp_path / "r.html").read_text("utf-8")
+    assert not (tmp_path / "run" / "report.results.jsonl.review.sqlite").exists()

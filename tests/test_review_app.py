@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, grader_cmd
-from test_review import fresh_copy, make_run
+from test_review import fresh_copy, shared_run
 
 
 class Server:
@@ -66,7 +66,7 @@ def raw_get(port: int, path: str, token: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("review-app")).parent
+    return shared_run(tmp_path_factory, "review-app").parent
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("playwright")
 from playwright.sync_api import expect  # noqa: E402
 
-from test_review import HOSTILE_ANSWERS, make_run
+from test_review import HOSTILE_ANSWERS, shared_run
 from test_review_app import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reaso
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = Server(make_run(tmp_path_factory.mktemp("review-browser")).parent, "--reviewer", "alice")
+    s = Server(shared_run(tmp_path_factory, "review-browser").parent, "--reviewer", "alice")
     yield s
     s.stop()
 

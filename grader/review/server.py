@@ -76,31 +76,35 @@ def run_review(opts: ReviewOptions, settings, *, echo: Callable[[str], None], wa
 
     run = load_run(opts.run)
     bank = load_bank(settings.questions, settings.rubrics_dir)
+    exporting = opts.export is not None or opts.export_graded is not None
+    if exporting and not store_path(run.results_path).exists():
+        from grader.reports.human import HumanReview
+
+        return export_human(run, HumanReview(), set(bank.questions), opts)  # nobody has reviewed it: no database made
     store = DecisionStore(store_path(run.results_path))
     state = ReviewState(run, store, pass_mark=opts.pass_mark, reviewer=reviewer_name(opts.reviewer))
     try:
-        if opts.export is not None or opts.export_graded is not None:
-            return export(state, set(bank.questions), opts)
+        if exporting:
+            return export_human(run, state.human_review(), set(bank.questions), opts)
         _serve(state, settings, set(bank.questions), opts, echo, warn)
         return None
     finally:
         store.close()
 
 
-def export(state, bank_questions: set[str], opts: ReviewOptions) -> ExportOutcome:
+def export_human(run, human, bank_questions: set[str], opts: ReviewOptions) -> ExportOutcome:
     """Write the report and/or the graded file of a reviewed run."""
     from grader.fsutil import atomic_write_text
     from grader.review.export import graded_jsonl, graded_rows, report_html
 
     out = ExportOutcome()
-    human = state.human_review()
     if opts.export is not None:
         if opts.export.suffix.lower() not in (".html", ".htm"):
             raise InputError(f"--export: {opts.export}: give an .html file")
-        atomic_write_text(opts.export, report_html(state.run, human, pass_mark=opts.pass_mark))
+        atomic_write_text(opts.export, report_html(run, human, pass_mark=opts.pass_mark))
         out.written.append(opts.export)
     if opts.export_graded is not None:
-        g = graded_rows(state.run, human, bank_questions)
+        g = graded_rows(run, human, bank_questions)
         atomic_write_text(opts.export_graded, graded_jsonl(g))
         out.written.append(opts.export_graded)
         out.graded_rows, out.left_out = len(g.rows), g.left_out

@@ -114,6 +114,8 @@ class DecisionStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise InputError(f"{self.path}: cannot open the review database ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a grader review database ({exc})") from None
         self._lock = threading.Lock()
