@@ -303,3 +303,38 @@ def test_export_of_an_unreviewed_run_makes_no_database(results, tmp_path):
     assert "0 human grade(s)" in r.stderr and (tmp_path / "g.jsonl").read_text("utf-8") == ""
     assert "human score by" not in (tmp_path / "r.html").read_text("utf-8")
     assert not (tmp_path / "run" / "report.results.jsonl.review.sqlite").exists()
+
+
+def test_llm_suggestion_accepted_or_rejected_and_its_verdicts_escaped(results, tmp_path):
+    """A batch run with --llm records the LLM's grounded fraction and grader's own; accepting takes
+    the first, rejecting the second.  The page shows the verdicts as text (rendered in-process)."""
+    from fastapi.testclient import TestClient
+
+    from grader.review.app import create_app
+    from grader.review.groups import GroupCache
+    from grader.review.run import ReviewRun, load_run
+    from grader.review.state import ReviewState
+    from grader.review.store import DecisionStore, store_path
+
+    run = load_run(fresh_copy(results, tmp_path / "run"))
+    i = run.index("Ben Ortiz", "docker")
+    llm = {"fraction": 0.4, "deterministic": 0.6, "suggested": 0.45,
+           "verdicts": [{"concept": "<img src=x onerror=alert(1)>", "verdict": "covered", "quote": "</li><script>x</script>"}]}
+    records = list(run.records)
+    records[i] = records[i].model_copy(update={"llm": llm, "flags": records[i].flags + ["llm disagrees: human review"]})
+    run = ReviewRun(results_path=run.results_path, records=records)
+    state = ReviewState(run, DecisionStore(store_path(run.results_path)), reviewer="al")
+    assert any(x.kind == "llm" for x in state.reasons[i])
+    assert state.decide(i, "llm-accept").new_score == 4.0
+    assert state.decide(i, "llm-reject", seen=state.latest(i).id).new_score == 6.0
+    with pytest.raises(Exception, match="no LLM suggestion"):
+        state.decide(run.index("Ada Park", "docker"), "llm-accept")
+    app = create_app(state, GroupCache(run, lambda: None), token="t" * 32, allowed_hosts={"testserver"},
+                     bank_questions=set())
+    page = TestClient(app).get(f"/candidate/{run.candidates.index('Ben Ortiz')}", headers={"X-Review-Token": "t" * 32}).text
+    sec = page.split(f'id="a{i}"')[1].split("</section>")[0]
+    assert "suggests <span class=\"llm-score\">4/10</span>" in sec and 'class="llm-accept"' in sec
+    assert "&lt;img src=x onerror=alert(1)&gt;" in sec and "&lt;/li&gt;&lt;script&gt;" in sec
+    assert "<img" not in sec and "<script>x" not in sec
+    assert "llm-reject 4 → 6" in sec
+    state.store.close()

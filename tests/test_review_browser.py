@@ -83,6 +83,8 @@ def test_rank_sort_filter_search_and_keyboard_override(page, server):
     sec = pg.locator("section.answer", has_text="flask-django-fastapi")
     assert "Flask" in sec.locator(".question").inner_text()
     assert "word answer scored" in sec.locator(".reasons").inner_text()
+    felix_total = float(pg.locator("#candidate-total").inner_text().split("/")[0])
+    was = float(sec.locator(".grader-score").inner_text().split()[1])
     before = pg.locator("#progress").inner_text()
     n0, total = map(int, re.match(r"(\d+) of (\d+) answers reviewed", before).groups())
     # Keyboard only: j to the flask answer, digits, Enter.
@@ -95,6 +97,7 @@ def test_rank_sort_filter_search_and_keyboard_override(page, server):
     expect(pg.locator("#status")).to_have_text(re.compile(r"^saved 4"))
     assert sec.locator(".final .human").inner_text() == "✎ 4"
     assert pg.locator("#progress").inner_text() == f"{n0 + 1} of {total} answers reviewed"
+    assert pg.locator("#candidate-total").inner_text().startswith(f"{round(felix_total - was + 4, 2):g}/50")
     pg.keyboard.press("a")  # the same answer stays selected: accepting keeps its 4, a second decision
     expect(sec.locator(".history li")).to_have_count(2)
     pg.keyboard.press("Shift+A")

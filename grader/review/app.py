@@ -176,11 +176,13 @@ def create_app(state: ReviewState, groups: GroupCache, *, token: str, allowed_ho
         out = []
         for d in decisions:
             i = state.run.index(d.candidate, d.question_id)
+            total, top, pct = state.candidate_total(d.candidate)
             other = None
             if d.conflict_with is not None:
                 other = next((x for x in state.store.history.get((d.candidate, d.question_id), []) if x.id == d.conflict_with), None)
             out.append({"id": d.id, "answer": i, "kind": d.kind, "new_score": d.new_score, "old_score": d.old_score,
                         "verdict": d.verdict, "reviewer": d.reviewer, "at": d.at, "note": d.note,
+                        "candidate_total": f"{total:g}/{top:g} ({pct:g}%)",
                         "conflict": None if other is None else {"id": other.id, "reviewer": other.reviewer, "at": other.at,
                                                                 "new_score": other.new_score, "verdict": other.verdict}})
         return JSONResponse({"decisions": out, "progress": prog.text, "reviewed": prog.reviewed, "total": prog.total})

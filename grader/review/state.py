@@ -134,6 +134,13 @@ class ReviewState:
         self._ranked = (self.store.last_id, rows)
         return rows
 
+    def candidate_total(self, candidate: str) -> tuple[float, float, float]:
+        """One candidate's total, maximum and percent with the final scores (without the whole ranking)."""
+        idx = self.run.of_candidate(candidate)
+        total = round(sum(self.final(i) for i in idx), 2)
+        top = round(sum(self.run.records[i].max_score for i in idx), 2)
+        return total, top, round(100 * total / top, 1) if top else 0.0
+
     def queue(self, limit: int | None = None) -> list[QueueItem]:
         return review_queue(self.reasons, self.reviewed(), limit)
 

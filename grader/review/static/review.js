@@ -86,6 +86,8 @@
     post("/api/answer/" + i, body).then(function (data) {
       var d = data.decisions[0];
       applyToAnswer(sec, d);
+      var tot = document.getElementById("candidate-total");
+      if (tot) { tot.textContent = d.candidate_total; }
       scoreInput.value = "";
       sec.querySelector(".note").value = "";
       showProgress(data);
