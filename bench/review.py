@@ -155,7 +155,7 @@ def bench(n_answers: int, out: Path) -> None:
                             timed(lambda: c.timed("/"), 30), 300))
             figures.append(("ranking sorted by percent, filtered to fails, searched",
                             timed(lambda: c.timed("/?sort=percent&desc=true&result=fail&q=cand-0"), 30), 300))
-            figures.append(("review queue page", timed(lambda: c.timed("/queue"), 20), 300))
+            figures.append(("review queue page (first 200 of the queue)", timed(lambda: c.timed("/queue"), 20), 300))
             figures.append(("candidate page", timed(lambda: c.timed("/candidate/7"), 30), 300))
             per_q = n_answers // len({r[1] for r in rows})
             cold_q = timed(lambda: c.timed("/question/0"), 1)[0]
@@ -211,8 +211,7 @@ def bench(n_answers: int, out: Path) -> None:
         f"- export of the report with the human scores (/export/report.html): median {statistics.median(export):.0f} ms",
         "",
         "Notes: the ranking is kept until the next decision, so the first table row is a cached ranking; the "
-        "row after it recomputes every candidate's total over all answers.  The queue page's p95 is its "
-        "occasional garbage collection (it builds an item per queued answer).  Timed first with Python's HTTP "
+        "row after it recomputes every candidate's total over all answers.  The queue is kept the same way.  Timed first with Python's HTTP "
         "clients, every request took 44-56 ms, the server's share being 2-8 ms: httpx (even for a static file) and "
         "http.client (on a POST) wait on a delayed ACK; curl, like a browser, does not, so the table uses curl.  "
         "The load average is that of a machine shared with other sessions.",

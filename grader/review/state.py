@@ -66,6 +66,7 @@ class ReviewState:
         self.reasons: list[list[Reason]] = all_reasons(run.records, pass_mark)
         self.candidate_index = {c: i for i, c in enumerate(run.candidates)}
         self._ranked: tuple[int, list[CandidateSummary]] | None = None
+        self._queued: tuple[int, list[QueueItem]] | None = None
 
     # ------------------------------------------------------------------ reading
     def refresh(self) -> None:
@@ -142,7 +143,11 @@ class ReviewState:
         return total, top, round(100 * total / top, 1) if top else 0.0
 
     def queue(self, limit: int | None = None) -> list[QueueItem]:
-        return review_queue(self.reasons, self.reviewed(), limit)
+        """The review queue, kept until the next decision."""
+        if self._queued is None or self._queued[0] != self.store.last_id:
+            self._queued = (self.store.last_id, review_queue(self.reasons, self.reviewed()))
+        items = self._queued[1]
+        return items if limit is None else items[:limit]
 
     def human_review(self) -> HumanReview:
         return self.store.human_review()
