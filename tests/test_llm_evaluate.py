@@ -104,6 +104,7 @@ def test_repeat_reports_spread_pass_n_and_uses_the_median(fake_llm, llm_env, gra
     f = run(path, llm_env, repeat=3).llm
     asked = len(rows) - 1
     assert f.usage.requests == 3 * asked and f.usage.cached == 0  # the cache is bypassed
+    assert f.requests_per_answer == 3
     assert sorted({r["seed"] for r in fake_llm.requests}) == [42, 43, 44]
     st = f.stability
     assert st.repeat == 3 and st.answers == asked

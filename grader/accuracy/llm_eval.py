@@ -119,7 +119,7 @@ def evaluate_llm(rows: Sequence[GradedRow], evaluation, bank, provider, *, param
                                                     base_seed=base_seed)
     else:
         blended, usage = review_many(items, provider, concurrency, progress, params)
-    asked = sum(1 for _, _, a, r in items if r.band != "no answer" and a.strip()) * repeat
+    asked = sum(1 for _, _, a, r in items if r.band != "no answer" and a.strip())  # answers, not asks
     judges, disagreements = panel_usage(blended)
     return figures(
         rows, det, blended, judges=judges, panel_disagreements=disagreements, file=file, mode=mode, model=getattr(provider, "model", "?"),
