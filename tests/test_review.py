@@ -152,7 +152,7 @@ def test_queue_catches_short_answers_with_high_scores(results):
 
 
 def test_store_is_wal_append_only_and_shows_conflicts(tmp_path):
-    from grader.review.store import DecisionStore, NewDecision
+    from grader.batch.decisions import DecisionStore, NewDecision
 
     path = tmp_path / "r.results.jsonl.review.sqlite"
     alice, bob = DecisionStore(path), DecisionStore(path)  # two reviewers' servers on one run
@@ -181,7 +181,7 @@ def test_store_is_wal_append_only_and_shows_conflicts(tmp_path):
 
 BURST = """
 import sys
-from grader.review.store import DecisionStore, NewDecision
+from grader.batch.decisions import DecisionStore, NewDecision
 s = DecisionStore(sys.argv[1])
 print("ready", flush=True)
 k = 0
@@ -193,7 +193,7 @@ while True:
 
 
 def test_sigkill_during_a_burst_leaves_the_database_consistent(tmp_path):
-    from grader.review.store import DecisionStore, NewDecision
+    from grader.batch.decisions import DecisionStore, NewDecision
 
     path = tmp_path / "r.results.jsonl.review.sqlite"
     p = subprocess.Popen([sys.executable, "-c", BURST, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -221,7 +221,7 @@ def test_state_decisions_ranking_and_exports(results, tmp_path, bank):
     from grader.review.export import graded_jsonl, graded_rows, report_html
     from grader.review.run import load_run
     from grader.review.state import RankingQuery, ReviewState, filter_ranking
-    from grader.review.store import DecisionStore, store_path
+    from grader.batch.decisions import DecisionStore, store_path
 
     res = fresh_copy(results, tmp_path / "run")
     run = load_run(res)
@@ -266,7 +266,7 @@ def test_state_decisions_ranking_and_exports(results, tmp_path, bank):
 def test_batch_resume_and_cli_exports_show_the_human_score(results, tmp_path, bank):
     from grader.graded_file import read_graded
     from grader.review.run import load_run
-    from grader.review.store import DecisionStore, NewDecision, store_path
+    from grader.batch.decisions import DecisionStore, NewDecision, store_path
 
     d = tmp_path / "run"
     res = fresh_copy(results, d)
@@ -314,7 +314,7 @@ def test_llm_suggestion_accepted_or_rejected_and_its_verdicts_escaped(results, t
     from grader.review.groups import GroupCache
     from grader.review.run import ReviewRun, load_run
     from grader.review.state import ReviewState
-    from grader.review.store import DecisionStore, store_path
+    from grader.batch.decisions import DecisionStore, store_path
 
     run = load_run(fresh_copy(results, tmp_path / "run"))
     i = run.index("Ben Ortiz", "docker")

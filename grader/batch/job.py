@@ -219,8 +219,7 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
     """Copies, the report and the outputs of a graded batch; the exit status it calls for."""
     from grader.reports.aggregate import build_report, ordered_records
     from grader.reports.outputs import write_outputs
-    # The reviewers' decisions (grader review) beside the results file: a leaf module, no app.
-    from grader.review.store import human_review
+    from grader.batch.decisions import human_review
 
     custom: dict[str, AnswerRow] = {}
     if any(q not in bank.questions for q in plan.question_ids):

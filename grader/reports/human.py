@@ -1,6 +1,6 @@
 """Human grades in the batch reports: a reviewer's final score replaces grader's, marked as such.
 
-The decisions themselves live in the review database (grader/review/store.py); this module only
+The decisions themselves live in the review database (grader/batch/decisions.py); this module only
 holds the shapes the reports read and the merge, so the reports need nothing of the app."""
 
 from __future__ import annotations

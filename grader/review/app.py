@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from grader.errors import InputError
 from grader.review.groups import GroupCache
 from grader.review.state import PAGE, RankingQuery, ReviewState, filter_ranking
-from grader.review.store import MAX_NOTE
+from grader.batch.decisions import MAX_NOTE
 
 COOKIE = "grader_review"
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}

@@ -72,7 +72,7 @@ def run_review(opts: ReviewOptions, settings, *, echo: Callable[[str], None], wa
     from grader.bank import load_bank
     from grader.review.run import load_run
     from grader.review.state import ReviewState
-    from grader.review.store import DecisionStore, store_path
+    from grader.batch.decisions import DecisionStore, store_path
 
     run = load_run(opts.run)
     bank = load_bank(settings.questions, settings.rubrics_dir)

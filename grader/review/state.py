@@ -10,7 +10,7 @@ from grader.errors import InputError
 from grader.reports.human import HumanReview
 from grader.review.queue import QueueItem, Reason, all_reasons, review_queue
 from grader.review.run import ReviewRun
-from grader.review.store import ANSWER_KINDS, VERDICT_QID, Decision, DecisionStore, NewDecision
+from grader.batch.decisions import ANSWER_KINDS, VERDICT_QID, Decision, DecisionStore, NewDecision
 
 PAGE = 100
 
