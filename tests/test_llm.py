@@ -536,6 +536,7 @@ def test_reply_parsing_is_lenient_where_harmless():
     assert r.suggested_fraction(10) == 0.8 and r.strengths == ["clear"]
     assert r.misconceptions[0].claim == "caches are always fresh"
     assert parse_reply('{"suggested_score": 7, "feedback": "ok"}', None).suggested_fraction(10) == 0.7
+    assert parse_reply('{"suggested_score": -0.5, "feedback": "ok"}', None).suggested_score == 0.0
     for bad in ("", "no json here", '{"feedback": "missing score"}', '[1, 2]'):
         with pytest.raises(InvalidReply):
             parse_reply(bad, None)

@@ -65,6 +65,10 @@ class ReviewReply(_Reply):
                 if m.group(2):
                     return x / float(m.group(2)) if float(m.group(2)) > 0 else v
                 return x / 100 if m.group(3) else x
+        # A negative number (the bundled 135M model sent -0.5) means "nothing": read as 0
+        # rather than failing the whole reply; the suggestion is never the score anyway.
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+            return 0.0
         return v
 
     @field_validator("misconceptions", mode="before")
