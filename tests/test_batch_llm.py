@@ -85,3 +85,15 @@ def test_batch_llm_with_a_server_failing_at_random(fake_llm, tmp_path):
     assert len(failed) + len(reviewed) == len(graded) == len(rows)
     assert 0.08 * len(rows) <= len(failed) <= 0.35 * len(rows)
     assert all(x["score"] >= 0 and x["llm"] and x["llm"].get("error") for x in failed)
+
+
+def test_batch_llm_runs_the_configured_mode(fake_llm, tmp_path):
+    """GRADER_LLM_MODE=checklist reaches batch as it reaches grade: one question per concept."""
+    inp = write_csv(tmp_path / "a.csv", [("Ann", "put-vs-patch", GOOD)])
+    out = tmp_path / "r.jsonl"
+    r = run(["batch", str(inp), "--llm", "--out", str(out), "--results", str(tmp_path / "res.jsonl")], fake_llm,
+            tmp_path, GRADER_LLM_MODE="checklist")
+    assert r.returncode == 0, r.stderr
+    assert fake_llm.checklist_requests > 1 and fake_llm.checklist_requests == len(fake_llm.requests)
+    rec = json.loads(out.read_text().splitlines()[0])
+    assert rec["llm"]["mode"] == "checklist"

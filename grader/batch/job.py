@@ -254,10 +254,11 @@ def finish(summary: BatchSummary, plan: BatchPlan, src: Source, bank: Bank, grad
 
 
 def _llm_provider(settings: Settings, no_cache: bool):
-    """The configured LLM, or a one-line ConfigError naming the missing setting."""
-    from grader.llm import OpenAIFeedback
+    """The configured LLM (a review or a checklist, one judge or a panel), or a one-line
+    ConfigError naming the missing setting."""
+    from grader.llm import make_provider
 
-    return OpenAIFeedback.from_settings(settings, use_cache=not no_cache)
+    return make_provider(settings, use_cache=not no_cache)
 
 
 def batch_reviewer(settings: Settings, provider, weight: float | None) -> Reviewer:
