@@ -2,7 +2,8 @@
 
 The groups are those of `grader groups` (grader/batch/groups.py `cluster`) over the whole-answer
 vectors grading computes; embedding a question's few hundred answers takes seconds on two cores,
-so each question's groups are computed once, when its page is first opened."""
+so each question's groups are computed once: in the background from start-up (`prefetch`), or
+when its page is opened first, whichever comes first."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ class GroupCache:
             if question_id not in self._cache:
                 self._cache[question_id] = self._compute(question_id)
             return self._cache[question_id]
+
+    def prefetch(self) -> None:
+        """Every question's groups, one at a time (run in a daemon thread): the model loads while
+        the reviewer reads the ranking, not when they open a question."""
+        try:
+            for question_id in self.run.questions:
+                self.groups(question_id)
+        except Exception:  # noqa: BLE001 - the page computes (and reports) it again when opened
+            pass
 
     def _compute(self, question_id: str) -> list[ReviewGroup]:
         import numpy as np

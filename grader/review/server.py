@@ -134,8 +134,9 @@ def _serve(state, settings, bank_questions: set[str], opts: ReviewOptions, echo,
     shown = "127.0.0.1" if opts.host in ("127.0.0.1", "localhost") else (f"[{opts.host}]" if ":" in opts.host else opts.host)
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"} if loopback else None
     token = secrets.token_urlsafe(24)
-    app = create_app(state, GroupCache(state.run, make_grader), token=token, allowed_hosts=hosts,
-                     bank_questions=bank_questions)
+    groups = GroupCache(state.run, make_grader)
+    app = create_app(state, groups, token=token, allowed_hosts=hosts, bank_questions=bank_questions)
+    threading.Thread(target=groups.prefetch, name="review-groups", daemon=True).start()
     url = f"http://{shown}:{port}/?token={token}"
     echo(url)
     # No access log: the first request's URL carries the token.
