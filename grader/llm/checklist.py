@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from grader.llm import prompt as P
 from grader.llm.base import LLMReview
 from grader.llm.cache import request_key
-from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, validate_reply
+from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, Tally, validate_reply
 from grader.llm.grounding import CREDIT
 from grader.llm.guard import looks_hostile
 from grader.llm.options import LLMOptions
@@ -145,56 +145,29 @@ class ChecklistFeedback:
         if not questions(rubric):
             return LLMReview(**base, skipped="no rubric to check against")
         counter = [0]
-        tally = {"pt": 0, "ct": 0, "cached": 0, "repaired": False, "mode": None}
+        tally = Tally()
+        schema = self._schema(text)
         try:
-            replies = [(kind, name, self._ask(build_messages(question, point, text), self._schema(text), counter, tally))
-                       for kind, name, point in questions(rubric)]
+            replies = []
+            for kind, name, point in questions(rubric):
+                messages = build_messages(question, point, text)
+                key = self._key(messages, schema) if self.inner.cache is not None else None
+                replies.append((kind, name, self.inner.ask(messages, schema, _parse, counter, tally, key=key,
+                                                           name="checklist_item", echo=2000)))
         except Exception as exc:  # noqa: BLE001 - the promise: the run goes on, error recorded
             return LLMReview(**base, error=self.inner.error_text(exc, counter[0]), requests=counter[0],
-                             prompt_tokens=tally["pt"], completion_tokens=tally["ct"],
-                             repaired=tally["repaired"], invalid=isinstance(exc, InvalidReply),
-                             response_format=tally["mode"])
+                             prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens,
+                             repaired=tally.repaired, invalid=isinstance(exc, InvalidReply),
+                             response_format=tally.response_format)
         reply = assemble(rubric, replies)
-        n = len(replies)
-        return OpenAIFeedback._finish(base, reply, rubric, text, result, prompt_tokens=tally["pt"],
-                                      completion_tokens=tally["ct"], cached=tally["cached"] == n,
-                                      requests=counter[0], repaired=tally["repaired"],
-                                      response_format=tally["mode"])
+        return OpenAIFeedback._finish(base, reply, rubric, text, result, prompt_tokens=tally.prompt_tokens,
+                                      completion_tokens=tally.completion_tokens, cached=tally.cached == len(replies),
+                                      requests=counter[0], repaired=tally.repaired,
+                                      response_format=tally.response_format)
 
-    def _ask(self, messages: list[dict], schema: dict, counter: list[int], tally: dict) -> ChecklistReply:
-        """One question: from the cache, else asked (one repair for an invalid reply)."""
-        cache = self.inner.cache
-        key = self._key(messages, schema) if cache is not None else None
-        hit = cache.get(key) if key else None
-        if hit:
-            try:
-                reply = validate_reply(hit[0], ChecklistReply)
-                tally["pt"] += hit[1]
-                tally["ct"] += hit[2]
-                tally["cached"] += 1
-                return reply
-            except InvalidReply:
-                pass
-        content, pt, ct, mode = self.inner.complete(messages, schema, counter, "checklist_item")
-        tally["pt"] += pt
-        tally["ct"] += ct
-        tally["mode"] = mode
-        try:
-            reply = validate_reply(content, ChecklistReply)
-        except InvalidReply as exc:
-            tally["repaired"] = True
-            messages = messages + [{"role": "assistant", "content": (content or "")[:2000]},
-                                   P.repair_message(str(exc))]
-            content, pt, ct, mode = self.inner.complete(messages, schema, counter, "checklist_item")
-            tally["pt"] += pt
-            tally["ct"] += ct
-            try:
-                reply = validate_reply(content, ChecklistReply)
-            except InvalidReply as exc2:
-                raise InvalidReply(f"{exc2} (after one repair)") from None
-        if key:
-            cache.put(key, reply.model_dump_json(), pt, ct)
-        return reply
+
+def _parse(content: str | None) -> ChecklistReply:
+    return validate_reply(content, ChecklistReply)
 
 
 def assemble(rubric: Rubric, replies: list[tuple[str, str, ChecklistReply]]) -> ReviewReply:

@@ -24,11 +24,12 @@ import email.utils
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlparse
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from tenacity import Retrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from grader.errors import ConfigError
@@ -128,6 +129,22 @@ def parse_reply(text: str | None, rubric: Rubric | None) -> ReviewReply:
     if rubric and not reply.concepts:
         raise InvalidReply("concepts: list every rubric concept with its status")
     return reply
+
+
+class Tally(BaseModel):
+    """What the requests behind one result cost and how they went (added to as they are made)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: int = Field(default=0, description="Replies served from the cache.")
+    repaired: bool = False
+    response_format: str | None = None
+
+    def add(self, prompt_tokens: int, completion_tokens: int, response_format: str | None = None) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        if response_format is not None:
+            self.response_format = response_format
 
 
 def server_kind(base_url: str | None, setting: str) -> str:
@@ -339,42 +356,58 @@ class OpenAIFeedback:
             return LLMReview(**base, error=self.error_text(exc, counter[0]), requests=counter[0])
 
     def _review(self, question, rubric, text, base, counter, result=None) -> LLMReview:
-        schema = self._schema(rubric, text)
         key = self.request_key(question, rubric, text) if self.cache is not None else None
-        hit = self.cache.get(key) if key else None
+        tally = Tally()
+        try:
+            reply = self.ask(P.build_messages(question, rubric, text), self._schema(rubric, text),
+                             lambda content: parse_reply(content, rubric), counter, tally, key=key)
+        except InvalidReply as exc:
+            return LLMReview(
+                **base, error=self.error_text(exc, counter[0]), requests=counter[0],
+                prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens, repaired=True,
+                invalid=True, response_format=tally.response_format,
+            )
+        if tally.cached:
+            return self._finish(base, reply, rubric, text, result, prompt_tokens=tally.prompt_tokens,
+                                completion_tokens=tally.completion_tokens, cached=True, requests=0)
+        return self._finish(base, reply, rubric, text, result, prompt_tokens=tally.prompt_tokens,
+                            completion_tokens=tally.completion_tokens, cached=False, requests=counter[0],
+                            repaired=tally.repaired, response_format=tally.response_format)
+
+    def ask(self, messages: list[dict], schema: dict, parse: Callable[[str | None], M], counter: list[int],
+            tally: "Tally", *, key: str | None, name: str = "answer_review", echo: int = 8000) -> M:
+        """One validated reply: from the cache under `key`, else asked, with ONE repair request
+        for an invalid reply (echoing at most `echo` characters of it); its tokens, whether it
+        was cached or repaired, and the response format are added to `tally`.  Raises
+        InvalidReply when the repaired reply is invalid too."""
+        hit = self.cache.get(key) if key and self.cache is not None else None
         if hit:
             try:
-                reply = parse_reply(hit[0], rubric)
-                return self._finish(base, reply, rubric, text, result, prompt_tokens=hit[1],
-                                    completion_tokens=hit[2], cached=True, requests=0)
+                reply = parse(hit[0])
             except InvalidReply:
                 pass  # an unreadable row (older version): ask again
-        messages = P.build_messages(question, rubric, text)
-        content, pt, ct, mode = self.complete(messages, schema, counter)
-        repaired = False
+            else:
+                tally.add(hit[1], hit[2])
+                tally.cached += 1
+                return reply
+        content, pt, ct, mode = self.complete(messages, schema, counter, name)
+        tally.add(pt, ct, mode)
         try:
-            reply = parse_reply(content, rubric)
+            reply = parse(content)
         except InvalidReply as exc:
-            repaired = True
-            messages = messages + [
-                {"role": "assistant", "content": (content or "")[:8000]},
-                P.repair_message(str(exc)),
-            ]
-            content, pt2, ct2, mode = self.complete(messages, schema, counter)
+            tally.repaired = True
+            messages = messages + [{"role": "assistant", "content": (content or "")[:echo]},
+                                   P.repair_message(str(exc))]
+            content, pt2, ct2, mode = self.complete(messages, schema, counter, name)
+            tally.add(pt2, ct2, mode)
             pt, ct = pt + pt2, ct + ct2
             try:
-                reply = parse_reply(content, rubric)
+                reply = parse(content)
             except InvalidReply as exc2:
-                return LLMReview(
-                    **base, error=self.error_text(InvalidReply(f"{exc2} (after one repair)"), counter[0]),
-                    requests=counter[0], prompt_tokens=pt, completion_tokens=ct, repaired=True,
-                    invalid=True, response_format=mode,
-                )
-        if key:
+                raise InvalidReply(f"{exc2} (after one repair)") from None
+        if key and self.cache is not None:
             self.cache.put(key, reply.model_dump_json(), pt, ct)
-        return self._finish(base, reply, rubric, text, result, prompt_tokens=pt, completion_tokens=ct,
-                            cached=False, requests=counter[0], repaired=repaired,
-                            response_format=mode)
+        return reply
 
     @staticmethod
     def _finish(base, reply: ReviewReply, rubric, text, result=None, **extra) -> LLMReview:

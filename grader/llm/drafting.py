@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from grader.scoring.draft import GENERIC, draft_rubric, question_stems, rubric_toml, slug
-from grader.llm import prompt as P
 from grader.llm.cache import request_key
-from grader.llm.client import OPENAI_URL, InvalidReply, OpenAIFeedback, validate_reply
+from grader.llm.client import OPENAI_URL, OpenAIFeedback, Tally, validate_reply
 from grader.llm.schema import schema_builders
 from grader.llm.scrub import scrub
 from grader.models import Concept, Misconception, Rubric
@@ -365,30 +364,9 @@ def _request_key(provider: OpenAIFeedback, messages: list[dict], schema: dict) -
 def _ask(provider: OpenAIFeedback, messages: list[dict], schema: dict, counter: list[int]):
     """(reply, cached, repaired); raises InvalidReply or the client's errors."""
     key = _request_key(provider, messages, schema) if provider.cache is not None else None
-    hit = provider.cache.get(key) if key else None
-    if hit:
-        try:
-            return parse_draft(hit[0]), True, False
-        except InvalidReply:
-            pass  # an unreadable row: ask again
-    content, *_ = provider.complete(messages, schema, counter, name="rubric_draft")
-    repaired = False
-    try:
-        reply = parse_draft(content)
-    except InvalidReply as exc:
-        repaired = True
-        messages = messages + [
-            {"role": "assistant", "content": (content or "")[:8000]},
-            P.repair_message(str(exc)),
-        ]
-        content, *_ = provider.complete(messages, schema, counter, name="rubric_draft")
-        try:
-            reply = parse_draft(content)
-        except InvalidReply as exc2:
-            raise InvalidReply(f"{exc2} (after one repair)") from None
-    if key:
-        provider.cache.put(key, reply.model_dump_json(), 0, 0)
-    return reply, False, repaired
+    tally = Tally()
+    reply = provider.ask(messages, schema, parse_draft, counter, tally, key=key, name="rubric_draft")
+    return reply, bool(tally.cached), tally.repaired
 
 
 def draft_rubric_llm(
