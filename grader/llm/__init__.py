@@ -6,8 +6,8 @@
 
 Modules: schema (reply model), prompt (delimited prompt), client (requests, retries,
 repair, cache), grounding (quotes must be in the answer), relevance (and show the concept),
-guard (decoded injections), blend (score rules), batch (concurrency, usage, dry run, the
-configured provider), checklist (one question per concept), panel (several judges, majority),
+guard (decoded injections), blend (score rules), concurrency (many reviews at once), batch
+(usage, dry run, the configured provider), checklist (one question per concept), panel (several judges, majority),
 repeat (N asks, spread, pass^N, median), cache, scrub, options, local (the offline llama.cpp
 server: the xllamacpp wheel or a source build).
 """

@@ -1,16 +1,14 @@
-"""Reviewing many answers concurrently (the openai sync client is thread-safe)."""
+"""Reviewing and blending many answers; choosing the configured provider."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from grader.llm.base import FeedbackProvider, LLMReview, LLMUsage
+from grader.llm.base import FeedbackProvider, LLMUsage
 from grader.llm.blend import apply_review
+from grader.llm.concurrency import ReviewItem, reviews_of
 from grader.llm.prompt import answer_text
 from grader.models import GradeResult, Question, Rubric
-
-ReviewItem = tuple[Question, Rubric | None, str, GradeResult]
 
 
 def _needs_request(item: ReviewItem) -> bool:
@@ -38,20 +36,8 @@ def review_many(
     `progress_callback(done, total)` is called after each item, from the calling thread.
     """
     items = list(items)
-    reviews: list[LLMReview | None] = [None] * len(items)
+    reviews = reviews_of([(provider, item, None) for item in items], concurrency, progress_callback)
     usage = LLMUsage()
-    total = len(items)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="llm") as pool:
-        futures = {pool.submit(provider.review, q, r, a, res): i for i, (q, r, a, res) in enumerate(items)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            i = futures[fut]
-            try:
-                reviews[i] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a provider that broke its promise
-                reviews[i] = LLMReview(model=getattr(provider, "model", "?"),
-                                       error=f"{type(exc).__name__}")
-            if progress_callback:
-                progress_callback(done, total)
     out = []
     for (q, r, a, res), rev in zip(items, reviews):
         usage.add(rev)

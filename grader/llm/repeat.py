@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from grader.llm.base import FeedbackProvider, LLMReview, LLMUsage
 from grader.llm.blend import apply_review
-from grader.models import GradeResult, Question, Rubric
-
-ReviewItem = tuple[Question, Rubric | None, str, GradeResult]
+from grader.llm.concurrency import ReviewItem, reviews_of
+from grader.models import GradeResult
 
 
 class Reseedable(FeedbackProvider, Protocol):
@@ -88,20 +86,9 @@ def review_repeated(
         raise ValueError("n must be at least 1")
     items = list(items)
     askers = [provider.reseeded(s) for s in seeds(base_seed, n)]
-    reviews: list[list[LLMReview | None]] = [[None] * n for _ in items]
-    total = len(items) * n
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="llm-repeat") as pool:
-        futures = {pool.submit(askers[k].review, q, r, a, res): (i, k)
-                   for i, (q, r, a, res) in enumerate(items) for k in range(n)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            i, k = futures[fut]
-            try:
-                reviews[i][k] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a provider that broke its promise
-                reviews[i][k] = LLMReview(model=getattr(provider, "model", "?"), error=type(exc).__name__,
-                                          seed=base_seed + k)
-            if progress_callback:
-                progress_callback(done, total)
+    flat = reviews_of([(askers[k], item, base_seed + k) for item in items for k in range(n)],
+                      concurrency, progress_callback)
+    reviews = [flat[i * n:(i + 1) * n] for i in range(len(items))]
     usage = LLMUsage()
     out, spreads, llm_spreads, same = [], [], [], []
     for (q, r, a, res), revs in zip(items, reviews):
