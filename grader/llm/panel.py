@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 
 from grader.errors import ConfigError
 from grader.llm.base import FeedbackProvider, LLMReview
+from grader.llm.concurrency import reviews_of
 from grader.llm.grounding import CREDIT
 from grader.llm.options import JudgeSpec
 from grader.llm.guard import looks_hostile
@@ -85,16 +85,9 @@ class PanelFeedback:
 
     def review(self, question: Question, rubric: Rubric | None, answer: str, result: GradeResult) -> LLMReview:
         """Every judge's review, then the majority; never raises for a judge's fault."""
-        with ThreadPoolExecutor(max_workers=len(self.judges), thread_name_prefix="llm-judge") as pool:
-            reviews = list(pool.map(lambda j: _safe(j, question, rubric, answer, result), self.judges))
+        item = (question, rubric, answer, result)
+        reviews = reviews_of([(judge, item, None) for judge in self.judges], concurrency=len(self.judges))
         return combine_reviews(self.model, reviews, rubric, answer)
-
-
-def _safe(judge, question, rubric, answer, result) -> LLMReview:
-    try:
-        return judge.review(question, rubric, answer, result)
-    except Exception as exc:  # noqa: BLE001 - a judge that broke its promise
-        return LLMReview(model=judge.model, error=type(exc).__name__)
 
 
 def combine_reviews(model: str, reviews: list[LLMReview], rubric: Rubric | None, answer: str) -> LLMReview:
