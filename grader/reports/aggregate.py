@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -112,6 +113,18 @@ def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Ba
                               candidate=cand, line=None, topic=q.topic)
 
 
+def assign_ranks(rows: list, share: Callable[[Any], float]) -> None:
+    """Sort candidate rows (with `candidate`, `total`, `rank`) by share of the points they were
+    asked for, then total, then name; equal results share a rank (1, 2, 2, 4)."""
+    # By share: candidates asked different questions are compared fairly, and with the same
+    # questions this is the order of totals.
+    rows.sort(key=lambda c: (-share(c), -c.total, c.candidate))
+    for i, row in enumerate(rows):
+        prev = rows[i - 1] if i else None
+        same = prev is not None and share(row) == share(prev) and row.total == prev.total
+        row.rank = prev.rank if same else i + 1
+
+
 def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: float, pairs: list[CopyPair],
                  n_rows_hint: int, model: str, pairs_total: int | None = None, timestamp: bool = False,
                  title: str = "Candidate screening report", human: HumanReview | None = None) -> BatchReport:
@@ -181,14 +194,7 @@ def build_report(records: Iterator[BatchRecord], *, source: str, pass_mark: floa
             scores={q: by_q.get(q) for q in qids}, topics=by_topic, flags=flags_by_cand[cand],
             reviewed=reviewed[cand], verdict=human.verdicts.get(cand) if human is not None else None,
         ))
-    # By share of the points of the questions each was asked: candidates asked different
-    # questions are compared fairly, and with the same questions this is the order of totals.
-    rows.sort(key=lambda c: (-share[c.candidate], -c.total, c.candidate))
-    for i, row in enumerate(rows):
-        # Equal results share a rank (1, 2, 2, 4).
-        prev = rows[i - 1] if i else None
-        same = prev is not None and share[row.candidate] == share[prev.candidate] and row.total == prev.total
-        row.rank = prev.rank if same else i + 1
+    assign_ranks(rows, lambda c: share[c.candidate])
     stats = []
     for q in qids:
         vals = [by_q[q] for by_q in scores.values() if q in by_q]

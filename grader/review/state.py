@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from grader.errors import InputError
+from grader.reports.aggregate import assign_ranks
 from grader.reports.human import HumanReview
 from grader.review.queue import QueueItem, Reason, all_reasons, review_queue
 from grader.review.run import ReviewRun
@@ -127,11 +128,7 @@ class ReviewState:
                 index=ci, candidate=cand, rank=0, total=round(total, 2), max_total=round(max_total, 2), percent=pct,
                 passed=pct >= self.pass_mark, answers=len(self.run.of_candidate(cand)), reviewed=reviewed,
                 needs_review=needs, flags=flags, verdict=v.verdict if v else None, conflicts=conflicts))
-        rows.sort(key=lambda c: (-(c.total / c.max_total if c.max_total else 0), -c.total, c.candidate))
-        for k, row in enumerate(rows):
-            prev = rows[k - 1] if k else None
-            same = prev is not None and prev.total == row.total and prev.max_total == row.max_total
-            row.rank = prev.rank if same else k + 1
+        assign_ranks(rows, lambda c: c.total / c.max_total if c.max_total else 0.0)
         self._ranked = (self.store.last_id, rows)
         return rows
 
