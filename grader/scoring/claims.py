@@ -87,13 +87,17 @@ def _subject_words(subjects: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[t
 
 def _mentions(toks: tuple[str, ...], words) -> list[tuple[int, str]]:
     """(position, subject name) of each subject mention in the tokens, in order."""
+    # Only where a phrase's first word stands can it start: most clauses name no subject.
+    starts: dict[str, list[int]] = {}
+    for i, t in enumerate(toks):
+        starts.setdefault(t, []).append(i)
     found = []
     for name, phrases in words:
         for phrase in phrases:
             n = len(phrase)
             if not n:
                 continue
-            for i in range(len(toks) - n + 1):
+            for i in starts.get(phrase[0], ()):
                 if toks[i:i + n] == phrase:
                     found.append((i, name))
     return sorted(found)

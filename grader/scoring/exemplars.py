@@ -14,6 +14,7 @@ import numpy as np
 from grader.models import NearestGraded, Signal
 from grader.scoring.evidence import Evidence
 from grader.scoring.prepare import Prepared
+from grader.scoring.similarity import Stacked
 from grader.text import clean
 
 NAME = "exemplars"
@@ -51,14 +52,15 @@ class ExemplarScorer:
 
     def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
         """One Evidence per answer (none without exemplars)."""
-        return [self._one(p, vectors) for p in answers]
+        stacked = Stacked(vectors)
+        return [self._one(p, vectors, stacked) for p in answers]
 
-    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray]) -> Evidence:
+    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray], stacked: Stacked) -> Evidence:
         rubric = p.item.rubric
         if p.empty or rubric is None or not rubric.exemplars:
             return Evidence()
         ex = rubric.exemplars
-        E = np.stack([vec[exemplar_text(e.answer)] for e in ex])
+        E = stacked([exemplar_text(e.answer) for e in ex])
         sims = np.round(E @ vec[p.whole], 4)
         grades = np.array([e.score / rubric.points for e in ex])
         fraction, k = vote(sims, grades)

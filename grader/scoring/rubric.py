@@ -174,9 +174,10 @@ class RubricScorer:
 
     def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
         """One Evidence per answer: the `keywords` signal, concept and misconception results."""
-        return [self._one(p, vectors) for p in answers]
+        stacked = S.Stacked(vectors)
+        return [self._one(p, vectors, stacked) for p in answers]
 
-    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray]) -> Evidence:
+    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray], stacked: S.Stacked) -> Evidence:
         rubric = p.item.rubric
         if rubric is None or p.empty:
             return Evidence()
@@ -185,7 +186,7 @@ class RubricScorer:
         parts = clauses(p.sentences, rubric.subjects)
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
-        misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab)
+        misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab, stacked)
         # A sentence stating a misconception is evidence for no concept.
         stated = {m.evidence for m in misconceptions}
         claims = [_claim(c, [x for x in parts if x.sentence.text not in stated], vocab) for c in rubric.concepts]
@@ -203,7 +204,7 @@ class RubricScorer:
                 ))
         # "PATCH replaces the whole resource" does not show what PUT does.
         wrong = {m.evidence for m in misconceptions}
-        concepts = self._concepts(rubric, claims, facts, sents, svecs, vec, wrong)
+        concepts = self._concepts(rubric, claims, facts, sents, svecs, stacked, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -216,7 +217,7 @@ class RubricScorer:
         return Evidence(signals=[keywords], concepts=concepts, misconceptions=misconceptions, flags=flags)
 
     def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, sents, vec,
-                vocab: Vocabulary) -> list[MisconceptionResult]:
+                vocab: Vocabulary, stacked: S.Stacked) -> list[MisconceptionResult]:
         """Misconceptions stated by their terms in a firm clause, or by a sentence's meaning (about
         the same subject, with the same polarity)."""
         out: list[MisconceptionResult] = []
@@ -225,7 +226,7 @@ class RubricScorer:
         units = [(s.text, s) for s in sents] + [(t, s) for s in sents for t in segments(s)]
         uvecs = np.stack([vec[t] for t, _ in units])
         correct = correct_statements(rubric, p.item.question.model_answer)
-        right = np.max(np.stack([vec[t] for t in correct]) @ uvecs.T, axis=0)
+        right = np.max(stacked(correct) @ uvecs.T, axis=0)
         for m in rubric.misconceptions:
             hit = find_terms(m.terms, [c.part for c in firm_parts], claims=True, vocab=vocab) if m.terms else None
             if hit is not None:
@@ -234,7 +235,7 @@ class RubricScorer:
                 continue
             if not m.statements:
                 continue
-            sims = np.stack([vec[t] for t in m.statements]) @ uvecs.T
+            sims = stacked(m.statements) @ uvecs.T
             best = sims.max(axis=0)
             for j in np.argsort(-best):
                 text, sentence = units[int(j)]
@@ -257,12 +258,12 @@ class RubricScorer:
                 break
         return out
 
-    def _concepts(self, rubric: Rubric, claims: list[_Claim], facts: _SentenceFacts, sents, svecs, vec,
-                  wrong: set[str]) -> list[ConceptResult]:
+    def _concepts(self, rubric: Rubric, claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
+                  stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
         # Each concept's closeness to each sentence: its description or its closest plain-words statement.
-        sims = np.stack([(np.stack([vec[t] for t in (c.description, *c.statements)]) @ svecs.T).max(axis=0)
+        sims = np.stack([(stacked((c.description, *c.statements)) @ svecs.T).max(axis=0)
                          for c in rubric.concepts])  # concepts x sentences
         for i, c in enumerate(rubric.concepts):
             for j, s in enumerate(sents):

@@ -27,6 +27,22 @@ CONCEPT_CEIL = 0.75
 SEMANTIC_CONCEPT_MAX = 0.8
 
 
+class Stacked:
+    """Texts' vectors as matrix rows, each tuple of texts stacked once per scoring call: a
+    question's statements and exemplars are the same for every one of its answers."""
+
+    def __init__(self, vectors: Mapping[str, np.ndarray]) -> None:
+        self.vectors = vectors
+        self._made: dict[tuple[str, ...], np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        key = tuple(texts)
+        m = self._made.get(key)
+        if m is None:
+            m = self._made[key] = np.stack([self.vectors[t] for t in key])
+        return m
+
+
 def ramp(x: float, lo: float, hi: float) -> float:
     """Linear map of x from [lo, hi] to [0, 1], clipped."""
     return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
