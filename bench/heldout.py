@@ -2,7 +2,9 @@
 
 Scores `tests/data/heldout/*.jsonl` (answers written apart from the exemplars, never used to fit
 anything) against the targets of each kind, checks strong > partial > wrong per question, and
-scores `../shared/examples/new-user-answers.jsonl` against the interviewer's range.
+scores `../shared/examples/new-user-answers.jsonl` against the interviewer's range, and scores
+every graded exemplar with the other exemplars of its question (leave one out: the development
+figure that choices about exemplars are made on, since the held-out answers are not for tuning).
 
     python bench/heldout.py [--out bench/results/heldout.md] [--heldout DIR]
 """
@@ -89,11 +91,40 @@ def main() -> int:
             off += max(0.0, lo - res.score, res.score - hi)
         lines += ["", f"New-user answers ({args.examples.name}): {inside}/{len(ex)} inside the interviewer's "
                   f"range; mean points outside it {off / len(ex):.2f}."]
+    lines += ["", *_exemplars_left_out(g, bank)]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
+
+
+def _exemplars_left_out(g, bank) -> list[str]:
+    """Each exemplar scored as an unseen answer, its question's other exemplars in place: per kind,
+    the interviewers' mean grade, grader's mean score and the mean absolute difference."""
+    from scipy.stats import pearsonr
+
+    from grader.scoring import Item
+
+    items, rows = [], []
+    for qid, rubric in bank.rubrics.items():
+        for i, e in enumerate(rubric.exemplars):
+            others = rubric.model_copy(update={"exemplars": rubric.exemplars[:i] + rubric.exemplars[i + 1:]})
+            items.append(Item(bank.get(qid), others, e.answer))
+            rows.append((e.kind, 10 * e.score / rubric.points))
+    got = [10 * r.score / r.max_score for r in g.grade_many(items)]
+    by_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for (kind, grade), score in zip(rows, got):
+        by_kind[kind].append((grade, score))
+    human = [grade for _, grade in rows]
+    out = [f"Exemplars, each left out of its question's ({len(rows)}): Pearson {pearsonr(human, got)[0]:.3f}, "
+           f"mean absolute difference {sum(abs(a - b) for a, b in zip(human, got)) / len(rows):.2f} points.", "",
+           "| kind | n | grade | score | mean abs. difference |", "| --- | --- | --- | --- | --- |"]
+    for kind, pairs in sorted(by_kind.items()):
+        n = len(pairs)
+        out.append(f"| {kind} | {n} | {sum(a for a, _ in pairs) / n:.2f} | {sum(b for _, b in pairs) / n:.2f} | "
+                   f"{sum(abs(a - b) for a, b in pairs) / n:.2f} |")
+    return out
 
 
 if __name__ == "__main__":

@@ -108,6 +108,36 @@ def test_a_tautology_earns_nothing_and_is_flagged(bank, grader_):
     assert r.score <= 3 and TAUTOLOGY in r.flags
 
 
+def _effects(r) -> dict[str, float]:
+    return {c.signal: c.effect for c in r.components.contributions}
+
+
+def test_guesses_and_wrong_statements_earn_nothing_by_likeness(bank, grader_):
+    """Likeness to the model answer counts only for the words the answer firmly and rightly claims."""
+    firm = grade(bank, grader_, "database-indexes",
+                 "An index is a sorted structure, usually a B-tree, that lets the database find rows without "
+                 "scanning the whole table. Every insert and update must also update the index.")
+    guessed = grade(bank, grader_, "database-indexes",
+                    "Maybe an index is some kind of sorted structure, perhaps a B-tree, that lets the database find "
+                    "rows without scanning the table? I am not sure, maybe inserts get slower, or something like that.")
+    assert "claimed" not in _effects(firm)
+    e = _effects(guessed)
+    assert e["claimed"] == pytest.approx(-e["semantic"], abs=1e-3)  # every word of it is a guess
+    assert guessed.score < 1 < firm.score - 5
+    # A wrong statement in the right words: its sentence's likeness is taken back too.
+    wrong = grade(bank, grader_, "cache-invalidation",
+                  "Honestly you never have to invalidate anything. Just set the TTL to infinity and the cache "
+                  "keeps itself up to date on its own.")
+    assert wrong.misconceptions and _effects(wrong).get("claimed", 0.0) < 0
+
+
+def test_rejecting_a_misconception_costs_no_likeness(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch",
+              "PUT replaces the whole resource. Some people think PATCH replaces the whole resource; it does not, "
+              "it is a partial update.")
+    assert "claimed" not in _effects(r) and not r.misconceptions
+
+
 def test_misconceptions_are_found_by_meaning_unless_denied(bank, grader_):
     rubric = bank.rubrics["cache-invalidation"]
     stated = [m for m in rubric.misconceptions if m.statements]

@@ -133,7 +133,7 @@ def test_rubric_result_explains_its_score(bank, grader_):
     for a in [q.model_answer, "PUT replaces the whole resource.", "PATCH replaces the whole resource."]:
         r = grader_.grade_many([Item(q, bank.rubrics[q.id], a)])[0]
         c = r.components
-        assert c.mix == "rubric" and {x.signal for x in c.contributions} <= {"keywords", "semantic", "exemplar"}
+        assert c.mix == "rubric" and {x.signal for x in c.contributions} <= {"keywords", "semantic", "claimed", "exemplar"}
         assert sum(x.effect for x in c.contributions) == pytest.approx(c.fraction, abs=2e-4)
         expected = points_for(capped(c.fraction, misses_required(r.concepts)), r.max_score,
                               sum(m.penalty for m in r.misconceptions))

@@ -30,7 +30,7 @@ from grader.scoring import flags as F
 from grader.scoring.calibration import MODEL_SIGNAL, ON_TOPIC, Calibration
 from grader.scoring.evidence import Evidence
 from grader.scoring.prepare import Prepared
-from grader.scoring.rubric import keyword_share
+from grader.scoring.rubric import CLAIMED, keyword_share
 from grader.scoring.signals import SIGNALS
 from grader.scoring.similarity import ramp
 
@@ -100,9 +100,10 @@ class Mix(Protocol):
 
 
 class RubricMix:
-    """The fixed mix: keywords x wk + semantic x ws (the rubric's own weights, else the
-    global ones; similarity alone without a rubric), the keyword share halved for a bare
-    list of terms."""
+    """The fixed mix: keywords x wk + semantic x claimed x ws (the rubric's own weights, else
+    the global ones; similarity alone without a rubric), the keyword share halved for a bare
+    list of terms; `claimed` is the share of the answer said as firm claims that state no
+    misconception."""
 
     name = "rubric"
     reference_signals = False
@@ -121,9 +122,15 @@ class RubricMix:
             if F.KEYWORD_LIST in p.flags:
                 kw *= KEYWORD_LIST_FACTOR
             sem = ev.value("semantic", 0.0)
+            # Likeness to a right answer counts only for what the answer claims: a guess or a
+            # wrong statement in the right vocabulary earns nothing by terms, nor by likeness.
+            claimed = ev.value(CLAIMED, 1.0) if ev.concepts else 1.0
             contributions = [Contribution(signal="keywords", value=round(kw, 4), effect=round(wk * kw, 4)),
                              Contribution(signal="semantic", value=round(sem, 4), effect=round(ws * sem, 4))]
-            out.append((wk * kw + ws * sem, [c for c in contributions if c.effect or c.value]))
+            if claimed < 1.0:
+                contributions.append(Contribution(signal=CLAIMED, value=round(claimed, 4),
+                                                  effect=round(-ws * sem * (1.0 - claimed), 4)))
+            out.append((wk * kw + ws * sem * claimed, [c for c in contributions if c.effect or c.value]))
         return out
 
 

@@ -24,6 +24,7 @@ from grader.scoring.prepare import MAX_SENTENCES, Prepared
 from grader.text import NEGATIONS, STOPWORDS, analyse, tokens
 
 NAME = "rubric"
+CLAIMED = "claimed"
 
 # Meaning alone credits one concept per clause of a sentence, or per WORDS_PER_MEANING
 # content words when that is more: "Sessions live on the server, JWT is a signed token"
@@ -214,7 +215,8 @@ class RubricScorer:
         keywords = Signal(name="keywords", value=round(keyword_share(concepts), 4), scorer=NAME,
                           explanation=f"{len(shown)} of {len(concepts)} concepts shown"
                           + (f": {', '.join(shown)}" if shown else ""))
-        return Evidence(signals=[keywords], concepts=concepts, misconceptions=misconceptions, flags=flags)
+        return Evidence(signals=[keywords, claimed_share(parts, wrong)], concepts=concepts,
+                        misconceptions=misconceptions, flags=flags)
 
     def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, sents, vec,
                 vocab: Vocabulary, stacked: S.Stacked) -> list[MisconceptionResult]:
@@ -302,6 +304,19 @@ class RubricScorer:
                 evidence=sents[j].text if credit > 0 else None, hint=None if matched else c.hint,
             ))
         return out
+
+
+def claimed_share(parts: Sequence[Clause], wrong: set[str]) -> Signal:
+    """Signal `claimed`: the share of the answer's content words said as its own firm claim in a
+    sentence that states no misconception; guesses, tautologies and wrong statements are words
+    an answer gets no credit for, by terms or by likeness.  Others' views ("some think PATCH
+    replaces the whole resource; it does not") count neither way: naming a misconception to
+    reject it is no error."""
+    total = sum(len(c.part.content) for c in parts if not c.attributed)
+    kept = sum(len(c.part.content) for c in parts if c.firm and c.sentence.text not in wrong)
+    share = kept / total if total else 1.0
+    return Signal(name=CLAIMED, value=round(share, 4), scorer=NAME,
+                  explanation=f"{share:.0%} of the answer's words are firm claims that state no misconception")
 
 
 def _auto_penalty(concept: Concept) -> float:
