@@ -264,7 +264,7 @@ def test_the_held_out_answers_stay_at_least_where_they_were_measured(bank, grade
         lo, hi = targets[r["kind"]]
         inside[r["kind"]] += lo <= res.score <= hi
         means.setdefault(r["question_id"], {}).setdefault(r["kind"], []).append(res.score)
-    floors = {"strong": 44, "paraphrase": 5, "partial": 19, "wrong": 8, "swapped": 17, "hedged": 11}
+    floors = {"strong": 44, "paraphrase": 5, "partial": 18, "wrong": 17, "swapped": 18, "hedged": 21}
     assert all(inside[k] >= floors[k] for k in floors), inside
 
     def mean(xs):
@@ -272,4 +272,4 @@ def test_the_held_out_answers_stay_at_least_where_they_were_measured(bank, grade
 
     ordered = [q for q, k in means.items()
                if mean(k["strong"]) > mean(k["partial"]) > max(mean(k["wrong"]), mean(k["swapped"]))]
-    assert len(ordered) >= 19, sorted(set(means) - set(ordered))
+    assert len(ordered) >= 20, sorted(set(means) - set(ordered))
