@@ -73,16 +73,17 @@ def test_few_graded_answers_fall_back_to_the_prior_and_move_little():
 
 def test_grade_learns_from_graded_answers_and_says_so(graded_file):
     path, rows = graded_file
-    wrong = next(r["answer"] for r in rows if r["question_id"] == "database-indexes" and r["score"] == 1)
-    plain = run("grade", "-q", "database-indexes", "-a", wrong, "-f", "json")
-    learned = run("grade", "-q", "database-indexes", "-a", wrong, "-f", "json", "--graded", path)
-    again = run("grade", "-q", "database-indexes", "-a", wrong, "-f", "json", "--graded", path)
+    # A right answer in plain words, which zero-shot scores far under its grade.
+    plain_words = next(r["answer"] for r in rows if r["question_id"] == "database-indexes" and r["score"] == 8)
+    plain = run("grade", "-q", "database-indexes", "-a", plain_words, "-f", "json")
+    learned = run("grade", "-q", "database-indexes", "-a", plain_words, "-f", "json", "--graded", path)
+    again = run("grade", "-q", "database-indexes", "-a", plain_words, "-f", "json", "--graded", path)
     assert plain.returncode == learned.returncode == 0, learned.stderr
     a, b = json.loads(plain.stdout), json.loads(learned.stdout)
     assert a["learned_from"] is None and b["learned_from"].startswith(f"{len(rows)} graded answers sha256:")
     near = b["nearest_graded"]
-    assert near["source"] == "graded" and near["answer"] == wrong and near["score"] == 1
-    assert b["score"] < a["score"]  # its twin was graded 1/10
+    assert near["source"] == "graded" and near["answer"] == plain_words and near["score"] == 8
+    assert a["score"] < 7 and b["score"] > a["score"]  # its twin was graded 8/10
     assert any(c["signal"] == "graded" for c in b["components"]["contributions"])
     assert learned.stdout == again.stdout  # same graded file, same bytes
     # A question without graded answers is scored as without the file.
