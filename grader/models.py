@@ -252,6 +252,9 @@ class Components(BaseModel):
                 text += f"; off-topic gate {gate.value:.0%}"
         else:
             text = f"rubric concepts {self.keywords:.0%} · similarity to the model answer {self.semantic:.0%}"
+            claimed = next((c for c in self.contributions if c.signal == "claimed"), None)
+            if claimed is not None:
+                text += f", counted for the {claimed.value:.0%} said as firm, not wrong claims"
         return text + (f" · LLM {self.llm:.0%}" if self.llm is not None else "")
 
 
