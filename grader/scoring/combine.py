@@ -124,7 +124,7 @@ class RubricMix:
             sem = ev.value("semantic", 0.0)
             # Likeness to a right answer counts only for what the answer claims: a guess or a
             # wrong statement in the right vocabulary earns nothing by terms, nor by likeness.
-            claimed = ev.value(CLAIMED, 1.0) if ev.concepts else 1.0
+            claimed = ev.value(CLAIMED, 1.0)  # the rubric scorer's; none without a rubric
             contributions = [Contribution(signal="keywords", value=round(kw, 4), effect=round(wk * kw, 4)),
                              Contribution(signal="semantic", value=round(sem, 4), effect=round(ws * sem, 4))]
             if claimed < 1.0:
