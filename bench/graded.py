@@ -36,7 +36,8 @@ TARGETS = {"saf-train": ("pearson", 0.58), "nn-exam": ("pearson", 0.70), "semeva
 
 
 def prepared(name: str, datasets: Path):
-    """A set's rows, zero-shot fractions and whole-answer vectors (as evaluate computes them)."""
+    """A set's rows and what learning starts from (zero-shot fractions and whole-answer vectors, as
+    evaluate computes them)."""
     from grader.accuracy.with_graded import zero_shot_inputs
     from grader.config import get_settings
     from grader.embedding import make_embedder, make_second_embedder
@@ -48,8 +49,7 @@ def prepared(name: str, datasets: Path):
     emb = make_embedder(s)
     cal = load_calibration(None)
     rows = read_graded(datasets / f"{name}.jsonl")
-    z, V = zero_shot_inputs(rows, emb, cal, Grader(emb), second=make_second_embedder(s) if cal.second else None)
-    return rows, z, V
+    return rows, zero_shot_inputs(rows, emb, cal, Grader(emb), second=make_second_embedder(s) if cal.second else None)
 
 
 def curve(args) -> None:
@@ -67,9 +67,9 @@ def curve(args) -> None:
         t = time.perf_counter()
         data[name] = prepared(name, args.datasets)
         log(f"{name}: {len(data[name][0])} answers prepared in {time.perf_counter() - t:.0f} s")
-        rows, z, V = data[name]
+        rows, zs = data[name]
         for k in KS:
-            figs = [evaluate_per_question(name, rows, z, V, k, seed=s0, repeats=args.repeats) for s0 in seeds]
+            figs = [evaluate_per_question(name, rows, zs, k, seed=s0, repeats=args.repeats) for s0 in seeds]
             table[(name, k)] = figs
             log(f"  K={k}: pearson {np.mean([f.pearson for f in figs]):.4f}, qwk {np.mean([f.qwk for f in figs]):.4f}")
     # Leave one set out: the blend fitted on the other sets' pools (K=10), applied to this one's.
@@ -78,13 +78,13 @@ def curve(args) -> None:
         others = {}
         for o in SETS:
             if o != name:
-                rows, z, V = data[o]
+                rows, zs = data[o]
                 pool, _ = split_per_question(rows, 10, 0)
-                others.update({f"{o}/{q}": g for q, g in sets_of(rows, z, V, pool).items()})
-        rows, z, V = data[name]
+                others.update({f"{o}/{q}": g for q, g in sets_of(rows, zs, pool).items()})
+        rows, zs = data[name]
         pool, scored = split_per_question(rows, 10, 0)
-        pred, blend = learned(rows, z, V, pool, scored, fit_blend(others))
-        own = evaluate_per_question(name, rows, z, V, 10, seed=0, repeats=1)
+        pred, blend = learned(rows, zs, pool, scored, fit_blend(others))
+        own = evaluate_per_question(name, rows, zs, 10, seed=0, repeats=1)
         human = np.array([rows[i].score for i in scored])
         mx = np.array([rows[i].max_score for i in scored])
         m = metrics(human, pred * mx, mx, scale_step(rows))

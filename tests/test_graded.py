@@ -68,6 +68,46 @@ def test_few_graded_answers_fall_back_to_the_prior_and_move_little():
     assert z[0] - few[0] < z[0] - many[0]  # one graded answer moves a score less than thirty
 
 
+def test_a_sharper_temperature_weighs_the_nearest_graded_answer_more():
+    from grader.scoring.graded import SECOND_VIEW_TEMPERATURE, TEMPERATURE, vote
+
+    sims, grades = np.array([0.90, 0.88, 0.70]), np.array([1.0, 0.0, 0.0])
+    wide, sharp = vote(sims, grades, TEMPERATURE).vote, vote(sims, grades, SECOND_VIEW_TEMPERATURE).vote
+    assert 0.5 < wide < sharp < 1.0
+    g = GradedSet(vectors=np.eye(3), grades=grades, zero_shot=np.zeros(3), temperature=SECOND_VIEW_TEMPERATURE)
+    assert g.without(2).temperature == SECOND_VIEW_TEMPERATURE  # leave-one-out keeps the view
+
+
+def test_neighbours_are_found_in_the_view_the_score_was_computed_in(graded_file, settings):
+    """With a calibration's second view, the graded answers are compared by the second model's
+    vectors (already embedded for the score); without one, by the first model's."""
+    from grader.embedding import make_embedder, make_second_embedder
+    from grader.bank import load_bank
+    from grader.scoring import Grader, Item
+    from grader.scoring.calibration import load_calibration
+    from grader.scoring.combine import CalibratedMix
+    from grader.scoring.graded import SECOND_VIEW_TEMPERATURE, TEMPERATURE
+    from grader.scoring.signals import second_view_vectors
+
+    _, rows = graded_file
+    rows = [r for r in rows if r["question_id"] == "docker"]
+    bank = load_bank(settings.questions, settings.rubrics_dir)
+    items = [Item(bank.questions["docker"], bank.rubrics.get("docker"), r["answer"]) for r in rows]
+    scores, maxes = [r["score"] for r in rows], [r["max_score"] for r in rows]
+    emb, e5 = make_embedder(settings), make_second_embedder(settings)
+    first = Grader(emb).learning_from(items, scores, maxes).learned.sets["docker"]
+    assert first.temperature == TEMPERATURE
+    assert np.allclose(first.vectors, np.stack(Grader(emb).answer_vectors([r["answer"] for r in rows])), atol=1e-6)
+    calibrated = Grader(emb, CalibratedMix(load_calibration(None)), second=e5).learning_from(items, scores, maxes)
+    second = calibrated.learned.sets["docker"]
+    assert second.temperature == SECOND_VIEW_TEMPERATURE
+    assert np.allclose(second.vectors, np.stack(second_view_vectors(e5, [r["answer"] for r in rows])), atol=1e-6)
+    assert not np.allclose(second.vectors, first.vectors, atol=1e-2)
+    # A graded answer scored again finds itself, in the same view.
+    again = calibrated.grade(bank.questions["docker"], bank.rubrics.get("docker"), rows[0]["answer"])
+    assert again.nearest_graded.similarity == pytest.approx(1.0, abs=1e-3)
+
+
 # ----------------------------------------------------------------------------- grade / batch
 
 

@@ -179,12 +179,12 @@ def evaluate_learning(opts: EvaluateOptions, settings, progress: ProgressFactory
     zero_shot = settings.model_copy(update={"graded": None})
     grader = grader_from_settings(zero_shot, opts.calibration) if bank is not None else Grader(embedder)
     with progress("Embedding") as cb:
-        z, V = zero_shot_inputs(everything, embedder, cal, grader, bank=bank, second=second, progress=cb,
-                                file=str(opts.file))
+        zs = zero_shot_inputs(everything, embedder, cal, grader, bank=bank, second=second, progress=cb,
+                              file=str(opts.file))
     if opts.graded is not None:
-        figure = evaluate_pool(str(opts.file), rows, pool, z, V, dropped)
+        figure = evaluate_pool(str(opts.file), rows, pool, zs, dropped)
     else:
-        figure = evaluate_per_question(str(opts.file), rows, z, V, opts.graded_per_question, opts.seed, opts.repeats)
+        figure = evaluate_per_question(str(opts.file), rows, zs, opts.graded_per_question, opts.seed, opts.repeats)
     return GradedOutcome(figure=figure, warnings=warnings)
 
 

@@ -29,11 +29,11 @@ def exemplar_text(answer: str) -> str:
     return clean(answer)
 
 
-def vote(sims: np.ndarray, grades: np.ndarray) -> tuple[float, int]:
+def vote(sims: np.ndarray, grades: np.ndarray, temperature: float = TEMPERATURE) -> tuple[float, int]:
     """The closeness-weighted grade (a fraction) of the nearest exemplars, and the nearest's index
     (ties in input order)."""
     order = np.argsort(-sims, kind="stable")[:NEIGHBOURS]
-    w = np.exp((sims[order] - sims[order[0]]) / TEMPERATURE)
+    w = np.exp((sims[order] - sims[order[0]]) / temperature)
     return float(w @ grades[order] / w.sum()), int(order[0])
 
 

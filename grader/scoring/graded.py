@@ -7,7 +7,8 @@ question with few graded answers falls back smoothly to z:
 
 - offset:     r * (mean(y) - mean(z_g))   how far the graders sit from the zero-shot scores here;
 - neighbours: r * (vote - z)              the nearest graded answers' grades (closeness-weighted,
-                                          as grader.scoring.exemplars votes);
+                                          as grader.scoring.exemplars votes, in the view the
+                                          zero-shot score embedded: `view_temperature`);
 - residuals:  r * vote of (y - z_g)       how far the zero-shot score missed on the nearest
                                           graded answers (alike answers are mis-scored alike).
 
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.scoring.exemplars import TEMPERATURE
 from grader.scoring.exemplars import vote as exemplar_vote
 
 # Graded answers a question needs before its own graders count for half.
@@ -34,6 +36,15 @@ MIN_FIT = 12
 # A ridge on the coefficients, toward the prior: a fit on a few dozen answers stays sensible.
 RIDGE = 1.0
 PRIOR = (0.8, 0.3, 0.0)  # offset, neighbours, residuals
+# The second embedding model's cosines between answers of one question spread about a quarter
+# as wide as the first's, so its vote needs a sharper temperature to weigh closeness alike
+# (0.01 to 0.03 measured the same; docs/experiments.md, 2026-12-05 and 2026-12-07).
+SECOND_VIEW_TEMPERATURE = 0.02
+
+
+def view_temperature(second_view: bool) -> float:
+    """The vote temperature of answers compared in the second model's view, or the first's."""
+    return SECOND_VIEW_TEMPERATURE if second_view else TEMPERATURE
 
 
 class GradedSet(BaseModel):
@@ -45,6 +56,7 @@ class GradedSet(BaseModel):
     vectors: np.ndarray = Field(description="(n, dim) unit vectors of the whole answers.")
     grades: np.ndarray = Field(description="(n,) human score / max_score.")
     zero_shot: np.ndarray = Field(description="(n,) the pipeline's zero-shot fraction of each.")
+    temperature: float = Field(default=TEMPERATURE, description="The vote temperature of the view `vectors` are in.")
     answers: list[str] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
     max_scores: list[float] = Field(default_factory=list)
@@ -56,7 +68,8 @@ class GradedSet(BaseModel):
     def without(self, i: int) -> "GradedSet":
         """The set less its i-th answer (for leave-one-out)."""
         keep = np.arange(self.n) != i
-        return GradedSet(vectors=self.vectors[keep], grades=self.grades[keep], zero_shot=self.zero_shot[keep])
+        return GradedSet(vectors=self.vectors[keep], grades=self.grades[keep], zero_shot=self.zero_shot[keep],
+                         temperature=self.temperature)
 
 
 class Blend(BaseModel):
@@ -81,9 +94,9 @@ class Neighbours(BaseModel):
     similarity: float
 
 
-def vote(sims: np.ndarray, grades: np.ndarray) -> Neighbours:
+def vote(sims: np.ndarray, grades: np.ndarray, temperature: float = TEMPERATURE) -> Neighbours:
     """The nearest graded answers' closeness-weighted grade, as the exemplars vote, and the nearest."""
-    fraction, k = exemplar_vote(sims, grades)
+    fraction, k = exemplar_vote(sims, grades, temperature)
     return Neighbours(vote=fraction, nearest=k, similarity=float(sims[k]))
 
 
@@ -94,13 +107,16 @@ def features(z: np.ndarray, vectors: np.ndarray, graded: GradedSet | None) -> tu
     if graded is None or graded.n == 0 or len(z) == 0:
         return out, [None] * len(z)
     r = graded.n / (graded.n + SHRINK)
-    sims = np.round(vectors @ graded.vectors.T, 4)  # rounded: the same order on every machine
-    near = [vote(s, graded.grades) for s in sims]
+    if vectors.shape[1] == graded.vectors.shape[1]:
+        sims = np.round(vectors @ graded.vectors.T, 4)  # rounded: the same order on every machine
+    else:  # one side is empty answers only (answer_matrix's zero rows of width 1): close to nothing
+        sims = np.zeros((len(z), graded.n))
+    near = [vote(s, graded.grades, graded.temperature) for s in sims]
     zg = float(graded.zero_shot.mean())
     out[:, 0] = r * (float(graded.grades.mean()) - zg)
     out[:, 1] = r * (np.array([nb.vote for nb in near]) - z)
     resid = graded.grades - graded.zero_shot
-    out[:, 2] = r * np.array([vote(s, resid).vote for s in sims])
+    out[:, 2] = r * np.array([vote(s, resid, graded.temperature).vote for s in sims])
     return out, near
 
 
@@ -148,13 +164,16 @@ def answer_matrix(vectors: Sequence[np.ndarray | None]) -> np.ndarray:
 
 def graded_sets(question_ids: Sequence[str], grades: np.ndarray, z: np.ndarray, vectors: np.ndarray,
                 answers: Sequence[str], scores: Sequence[float], max_scores: Sequence[float],
-                idx: Sequence[int] | None = None) -> dict[str, GradedSet]:
-    """The graded sets of the answers at idx (all by default), by question id."""
+                idx: Sequence[int] | None = None,
+                temperatures: Sequence[float] | None = None) -> dict[str, GradedSet]:
+    """The graded sets of the answers at idx (all by default), by question id; `temperatures`
+    (per answer, one view per question) where the vectors are not all in the first model's view."""
     by_q: dict[str, list[int]] = {}
     for i in (range(len(question_ids)) if idx is None else idx):
         by_q.setdefault(question_ids[i], []).append(i)
     return {q: GradedSet(vectors=vectors[ii], grades=grades[ii], zero_shot=z[ii], answers=[answers[i] for i in ii],
-                         scores=[scores[i] for i in ii], max_scores=[max_scores[i] for i in ii])
+                         scores=[scores[i] for i in ii], max_scores=[max_scores[i] for i in ii],
+                         temperature=TEMPERATURE if temperatures is None else float(temperatures[ii[0]]))
             for q, ii in by_q.items()}
 
 

@@ -369,6 +369,17 @@ def _in_chunks(texts: list[str], encode: Callable[[list[str]], Sequence[T]],
     return out
 
 
+def second_view_vectors(second: Embedder, answers: Sequence[str]) -> list[np.ndarray | None]:
+    """Whole answers in the second model's view, as the alt_ signals embed them (the same texts,
+    so a cached second model embeds nothing twice); None for an empty answer."""
+    texts = []
+    for answer in answers:
+        a = _ans(plain_math(answer or ""))
+        texts.append(a.text if a.analysed else None)
+    vec = _embed_all(list(dict.fromkeys(t for t in texts if t)), second, None)
+    return [vec[t] if t else None for t in texts]
+
+
 def _embed_all(
     texts: list[str], embedder: Embedder, progress: Callable[[int, int], None] | None
 ) -> dict[str, np.ndarray]:
