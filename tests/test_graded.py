@@ -68,6 +68,26 @@ def test_few_graded_answers_fall_back_to_the_prior_and_move_little():
     assert z[0] - few[0] < z[0] - many[0]  # one graded answer moves a score less than thirty
 
 
+def test_no_coefficient_is_fitted_below_zero():
+    """Graded answers whose neighbours mislead (alike answers graded oppositely): an
+    unconstrained fit would weigh the neighbours negatively; the blend drops them instead."""
+    rng = np.random.default_rng(3)
+    sets = {}
+    for i in range(8):
+        v = np.repeat(np.eye(5), 2, axis=0)  # pairs of identical answers
+        z = np.full(10, 0.5)
+        grades = np.tile([0.9, 0.1], 5) + rng.normal(0, 0.02, 10)
+        sets[f"q{i}"] = GradedSet(vectors=v, grades=np.clip(grades, 0, 1), zero_shot=z)
+    from grader.scoring.graded import loo_features
+
+    X = np.vstack([loo_features(g) for g in sets.values()])
+    y = np.concatenate([g.grades - g.zero_shot for g in sets.values()])
+    free = np.linalg.lstsq(X, y, rcond=None)[0]
+    assert free[1] < 0  # the twin's grade predicts the opposite grade
+    blend = fit_blend(sets)
+    assert min(blend.offset, blend.neighbours, blend.residuals) >= 0 and blend.neighbours == 0
+
+
 def test_a_sharper_temperature_weighs_the_nearest_graded_answer_more():
     from grader.scoring.graded import SECOND_VIEW_TEMPERATURE, TEMPERATURE, vote
 

@@ -13,7 +13,7 @@ question with few graded answers falls back smoothly to z:
                                           graded answers (alike answers are mis-scored alike).
 
 The fraction is z + a*offset + b*neighbours + c*residuals, clipped to 0..1. The
-coefficients are one small least-squares fit over every graded answer of every question, each
+coefficients (none below zero) are one small least-squares fit over every graded answer of every question, each
 predicted from the others of its question (leave-one-out), so nothing is fitted on the answers
 being scored; with too few graded answers for a fit, PRIOR holds. Deterministic: same graded
 answers, same coefficients.
@@ -130,7 +130,10 @@ def loo_features(graded: GradedSet) -> np.ndarray:
 
 def fit_blend(sets: Mapping[str, GradedSet]) -> Blend:
     """The coefficients, fitted leave-one-out on every question's graded answers (each question
-    weighing the same), ridge toward PRIOR; PRIOR itself with fewer than MIN_FIT answers."""
+    weighing the same), ridge toward PRIOR, none below zero; PRIOR itself with fewer than MIN_FIT
+    answers."""
+    from scipy.optimize import nnls
+
     usable = [g for g in sets.values() if g.n >= 2]
     total = sum(g.n for g in usable)
     if total < MIN_FIT:
@@ -139,10 +142,12 @@ def fit_blend(sets: Mapping[str, GradedSet]) -> Blend:
     y = np.concatenate([g.grades - g.zero_shot for g in usable])
     w = np.concatenate([np.full(g.n, 1.0 / g.n) for g in usable])
     w *= len(w) / w.sum()
-    prior = np.array(PRIOR)
-    # Weighted ridge toward the prior: (X'WX + RIDGE*I) b = X'Wy + RIDGE*prior.
-    A = X.T @ (X * w[:, None]) + RIDGE * np.eye(len(PRIOR))
-    b = np.linalg.solve(A, X.T @ (w * y) + RIDGE * prior)
+    # Weighted ridge toward the prior, as least squares over the rows and RIDGE pulls; each
+    # feature is evidence in its own direction, so a negative weight is a fit to noise (with 3
+    # graded answers a question the residuals' weight swung between -0.27 and +0.14 by split).
+    sw = np.sqrt(w)
+    A = np.vstack([X * sw[:, None], np.sqrt(RIDGE) * np.eye(len(PRIOR))])
+    b, _ = nnls(A, np.concatenate([y * sw, np.sqrt(RIDGE) * np.array(PRIOR)]))
     return Blend(offset=round(float(b[0]), 4), neighbours=round(float(b[1]), 4), residuals=round(float(b[2]), 4),
                  fitted_on=total)
 
