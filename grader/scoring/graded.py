@@ -13,10 +13,10 @@ question with few graded answers falls back smoothly to z:
                                           graded answers (alike answers are mis-scored alike).
 
 The fraction is z + a*offset + b*neighbours + c*residuals, clipped to 0..1. The
-coefficients (none below zero) are one small least-squares fit over every graded answer of every question, each
-predicted from the others of its question (leave-one-out), so nothing is fitted on the answers
-being scored; with too few graded answers for a fit, PRIOR holds. Deterministic: same graded
-answers, same coefficients.
+coefficients (none below zero) are one small least-squares fit over every graded answer of
+every question, each predicted from the others of its question (leave-one-out), so nothing is
+fitted on the answers being scored; with too few graded answers for a fit, PRIOR holds.
+Deterministic: same graded answers, same coefficients.
 """
 
 from __future__ import annotations
