@@ -90,6 +90,11 @@ class Misconception(_Strict):
     )
     why: str = Field(min_length=1, description="Why the claim is wrong; shown as feedback.")
     penalty: float = Field(default=1.0, gt=0, le=100, description="Points subtracted.")
+    subject: str | None = Field(
+        default=None,
+        description="The rubric subject this wrong claim is about (a `subjects` name): its terms count only "
+        "in a clause about that subject (\"404 means the server crashed\", not \"500 when the server crashed\").",
+    )
 
     _terms_not_blank = field_validator("terms")(Concept._terms_not_blank.__func__)
 
@@ -156,9 +161,11 @@ class Rubric(_Strict):
             if e.score > self.points:
                 raise ValueError(f"exemplars[{i}].score: {e.score:g} is above the rubric's {self.points:g} points")
         names = {s.name for s in self.subjects}
-        for i, c in enumerate(self.concepts):
-            if c.subject is not None and c.subject not in names:
-                raise ValueError(f"concepts[{i}].subject: {c.subject!r} is not one of subjects ({', '.join(sorted(names)) or 'none'})")
+        for kind, items in (("concepts", self.concepts), ("misconceptions", self.misconceptions)):
+            for i, c in enumerate(items):
+                if c.subject is not None and c.subject not in names:
+                    raise ValueError(f"{kind}[{i}].subject: {c.subject!r} is not one of subjects "
+                                     f"({', '.join(sorted(names)) or 'none'})")
         for kind, items in (("subjects", self.subjects), ("concepts", self.concepts), ("misconceptions", self.misconceptions)):
             seen: set[str] = set()
             for i, item in enumerate(items):

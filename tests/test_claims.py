@@ -84,6 +84,38 @@ def test_denied_claims_are_misconceptions_not_credit(bank, grader_):
     assert not any(c.via == "terms" for c in r.concepts if c.required)
 
 
+def test_a_misconception_with_a_subject_counts_only_in_a_clause_about_it(bank, grader_):
+    crash = "404 said to be a server failure"
+    said = grade(bank, grader_, "status-codes", "A 404 means the server crashed while handling the request.")
+    assert crash in [m.name for m in said.misconceptions]
+    right = grade(bank, grader_, "status-codes",
+                  "404 is for a resource that does not exist, and 500 is for when the server crashed.")
+    assert not right.misconceptions
+
+
+def test_wrong_meanings_for_the_right_codes_score_low(bank, grader_):
+    """The issue's first example: every code named, each given another code's meaning."""
+    r = grade(bank, grader_, "status-codes",
+              "200 OK is for success. 201 Created is what you return after a DELETE. 401 Unauthorized means "
+              "the user is logged in but lacks permission, and 403 Forbidden means the user isn't logged in. "
+              "404 Not Found is a server crash, 500 Internal Server Error means the URL doesn't exist, and "
+              "429 Too Many Requests is for validation errors.")
+    assert r.score <= 3
+    names = {m.name for m in r.misconceptions}
+    assert {"201 for a read or a delete", "500 said to mean not found", "429 said to be for invalid input"} <= names
+
+
+def test_a_misconceptions_subject_must_be_one_of_the_rubrics(tmp_path):
+    from grader.bank import load_rubric
+
+    p = tmp_path / "q.toml"
+    p.write_text('question_id = "q"\n[[subjects]]\nname = "put"\nterms = ["put"]\n[[concepts]]\nname = "c"\n'
+                 'description = "d"\nterms = ["t"]\nhint = "h"\n[[misconceptions]]\nname = "m"\nterms = ["x"]\n'
+                 'why = "w"\nsubject = "post"\n')
+    with pytest.raises(InputError, match=r"misconceptions\[0\]\.subject"):
+        load_rubric(p)
+
+
 def test_a_misconception_the_answer_rejects_is_neither_listed_nor_penalised(bank, grader_):
     base = ("PUT replaces the whole resource with the representation sent, and it is idempotent. PATCH is a "
             "partial update that only changes the fields sent.")

@@ -230,9 +230,10 @@ class RubricScorer:
         correct = correct_statements(rubric, p.item.question.model_answer)
         right = np.max(stacked(correct) @ uvecs.T, axis=0)
         for m in rubric.misconceptions:
-            hit = find_terms(m.terms, [c.part for c in firm_parts], claims=True, vocab=vocab) if m.terms else None
+            about_it = [c for c in firm_parts if m.subject is None or c.subject == m.subject]
+            hit = find_terms(m.terms, [c.part for c in about_it], claims=True, vocab=vocab) if m.terms else None
             if hit is not None:
-                evidence = next(c.sentence.text for c in firm_parts if c.part is hit.sentence)
+                evidence = next(c.sentence.text for c in about_it if c.part is hit.sentence)
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=evidence, why=m.why))
                 continue
             if not m.statements:
@@ -252,7 +253,7 @@ class RubricScorer:
                 said = analyse(m.statements[int(sims[:, j].argmax())])
                 if _denial_count(tokens(text)) != _denial_count(said[0].all_tokens):
                     continue
-                about = clause_subject(said[0], rubric.subjects) if rubric.subjects else None
+                about = m.subject or (clause_subject(said[0], rubric.subjects) if rubric.subjects else None)
                 if about is not None and about not in facts.subjects_of.get(sentence.text, {None}):
                     continue
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=sentence.text, why=m.why,
