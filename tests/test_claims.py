@@ -32,6 +32,14 @@ def test_a_clause_is_about_the_subject_it_names_or_the_one_before():
     assert _clauses("Use PUT to replace a document and PATCH to modify fields.")[1][1] == "patch"
 
 
+def test_a_preposition_opening_the_clause_names_its_topic_and_elsewhere_an_object():
+    assert _clauses("With PATCH you send only the fields that change.") == [
+        ("With PATCH you send only the fields that change.", "patch")]
+    assert _clauses("You update the record with PATCH.") == [("You update the record with PATCH.", None)]
+    assert _clauses("For PUT, the whole resource is replaced; with PATCH only some fields change.") == [
+        ("For PUT, the whole resource is replaced", "put"), ("with PATCH only some fields change.", "patch")]
+
+
 def test_a_bare_pair_of_subjects_and_a_contrasted_one_are_not_clauses_of_their_own():
     assert [s for _, s in _clauses("PUT and PATCH are both HTTP methods.")] == ["put"]
     assert [s for _, s in _clauses("Unlike PATCH, PUT replaces everything.")] == ["put"]

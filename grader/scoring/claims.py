@@ -45,6 +45,9 @@ _ARTICLES = frozenset({"a", "an", "the"})
 _CONTRASTED_BY = frozenset({"unlike", "than", "versus", "vs", "not",
                             # After a preposition a subject is an object: "talks to the models".
                             "to", "with", "from", "of", "into", "onto", "on", "for", "by", "in", "about", "via"})
+# ... except when the preposition opens the clause: "With PUT you send ...", "For PATCH, ..."
+# name the clause's topic.
+_TOPIC_BY = frozenset({"with", "for", "in", "on", "by", "via"})
 _CONTRASTED_BY_TWO = frozenset({("instead", "of"), ("opposed", "to"), ("compared", "to"), ("compared", "with"),
                                 ("rather", "than")})
 _TAUTOLOGY = re.compile(r"\b([a-z][\w-]*)\s+(?:is|are|means)\s+(?:just\s+|simply\s+|basically\s+)?(?:an?\s+|the\s+)?\1\b")
@@ -174,7 +177,8 @@ def clause_subject(part: Sentence, subjects: list[Subject]) -> str | None:
         k = pos
         while k and toks[k - 1] in _ARTICLES:
             k -= 1
-        if (k and toks[k - 1] in _CONTRASTED_BY) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
+        topic = k == 1 and toks[0] in _TOPIC_BY
+        if (k and toks[k - 1] in _CONTRASTED_BY and not topic) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
             continue
         return name
     return None
