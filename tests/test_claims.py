@@ -83,6 +83,14 @@ def test_swapped_roles_score_low_and_say_so(bank, grader_):
     assert not any(c.matched and c.via == "terms" for c in r.concepts if c.name.startswith(("PUT", "PATCH")))
 
 
+def test_a_sentence_stating_a_swapped_claim_shows_no_other_concept(bank, grader_):
+    r = grade(bank, grader_, "put-vs-patch",
+              "PATCH sends the complete representation and replaces the whole resource, which is why JSON "
+              "Merge Patch payloads are large.")
+    assert any(m.via == "swapped" for m in r.misconceptions)
+    assert not [c.name for c in r.concepts if c.credit > 0]  # not "Payload size and use" from it either
+
+
 def test_denied_claims_are_misconceptions_not_credit(bank, grader_):
     r = grade(bank, grader_, "put-vs-patch",
               "PUT does not replace the entire resource and it is not idempotent. PATCH does not apply a "

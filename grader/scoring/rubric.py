@@ -188,23 +188,20 @@ class RubricScorer:
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
         misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab, stacked)
-        # A sentence stating a misconception is evidence for no concept.
+        # A sentence stating a misconception is evidence for no concept: first those the
+        # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
         claims = [_claim(c, [x for x in parts if x.sentence.text not in stated], vocab) for c in rubric.concepts]
-        for c, cl in zip(rubric.concepts, claims):
-            if cl.shown is None and cl.swapped is not None:
-                misconceptions.append(MisconceptionResult(
-                    name=f"Swapped roles: {c.name} (said of {cl.swapped.subject})", via="swapped",
-                    penalty=_auto_penalty(c), evidence=cl.swapped.sentence.text,
-                    why=f"That is true of {c.subject}, not {cl.swapped.subject}: {c.description}",
-                ))
-            elif cl.shown is None and cl.denied is not None:
-                misconceptions.append(MisconceptionResult(
-                    name=f"Denies: {c.name}", via="denied", penalty=_auto_penalty(c),
-                    evidence=cl.denied.sentence.text, why=c.description,
-                ))
-        # "PATCH replaces the whole resource" does not show what PUT does.
-        wrong = {m.evidence for m in misconceptions}
+        auto = _claimed_wrong(rubric.concepts, claims)
+        wrong = stated | {m.evidence for m in auto}
+        if wrong != stated:
+            # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
+            again = [_claim(c, [x for x in parts if x.sentence.text not in wrong], vocab) for c in rubric.concepts]
+            claims = [b if a.shown is not None and a.shown.sentence.text in wrong else a for a, b in zip(claims, again)]
+            named = {m.name for m in auto}
+            auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
+            wrong |= {m.evidence for m in auto}
+        misconceptions += auto
         concepts = self._concepts(rubric, claims, facts, sents, svecs, stacked, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
@@ -318,6 +315,24 @@ def claimed_share(parts: Sequence[Clause], wrong: set[str]) -> Signal:
     share = kept / total if total else 1.0
     return Signal(name=CLAIMED, value=round(share, 4), scorer=NAME,
                   explanation=f"{share:.0%} of the answer's words are firm claims that state no misconception")
+
+
+def _claimed_wrong(concepts: Sequence[Concept], claims: Sequence[_Claim]) -> list[MisconceptionResult]:
+    """The misconceptions concepts' claims make: said of the other subject, or denied of their own."""
+    out = []
+    for c, cl in zip(concepts, claims):
+        if cl.shown is None and cl.swapped is not None:
+            out.append(MisconceptionResult(
+                name=f"Swapped roles: {c.name} (said of {cl.swapped.subject})", via="swapped",
+                penalty=_auto_penalty(c), evidence=cl.swapped.sentence.text,
+                why=f"That is true of {c.subject}, not {cl.swapped.subject}: {c.description}",
+            ))
+        elif cl.shown is None and cl.denied is not None:
+            out.append(MisconceptionResult(
+                name=f"Denies: {c.name}", via="denied", penalty=_auto_penalty(c),
+                evidence=cl.denied.sentence.text, why=c.description,
+            ))
+    return out
 
 
 def _auto_penalty(concept: Concept) -> float:
