@@ -96,10 +96,19 @@ def _clean(text: str) -> str:
     return " ".join(_UNPRINTABLE.sub(" ", text).split())
 
 
+# Abbreviations whose full stop ends no sentence ("signed with a secret (e.g. HS256)").
+_ABBREVIATION_END = re.compile(r"(?:^|[\s(])(?:e\.g|i\.e|vs|cf|approx|incl|esp)\.$", re.IGNORECASE)
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences (or bullet items / lines) of a text, cleaned, empty ones dropped."""
     text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    parts = _SENT_SPLIT.split(text)
+    parts: list[str] = []
+    for p in _SENT_SPLIT.split(text):
+        if parts and _ABBREVIATION_END.search(parts[-1]) and p and not p.startswith(("\n", "-", "*", "•")):
+            parts[-1] = f"{parts[-1]} {p}"
+        else:
+            parts.append(p)
     out = []
     for p in parts:
         c = clean(p).strip(" -*•")

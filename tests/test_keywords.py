@@ -59,6 +59,9 @@ def test_evidence_is_the_sentence():
 
 def test_sentences_and_bullets():
     assert split_sentences("One. Two!\n- three\n* four") == ["One.", "Two!", "three", "four"]
+    # An abbreviation's full stop ends no sentence; a real full stop after it still does.
+    assert split_sentences("Signed with a secret (e.g. HS256). Sent as a Bearer token, i.e. in a header.") == [
+        "Signed with a secret (e.g. HS256).", "Sent as a Bearer token, i.e. in a header."]
 
 
 def test_zero_width_and_fullwidth_do_not_hide_words():
