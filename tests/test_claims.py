@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HELDOUT = ROOT / "tests" / "data" / "heldout"
 KINDS = {"strong", "paraphrase", "partial", "wrong", "swapped", "hedged"}
 PUT_PATCH = [Subject(name="put", terms=["put"]), Subject(name="patch", terms=["patch"])]
+PUT_PATCH_QUESTION = "What is the difference between PUT and PATCH?"
 
 
 def _clauses(text: str):
-    return [(c.part.text, c.subject) for c in clauses(analyse(text), PUT_PATCH)]
+    return [(c.part.text, c.subject) for c in clauses(analyse(text), PUT_PATCH, PUT_PATCH_QUESTION)]
 
 
 def test_a_clause_is_about_the_subject_it_names_or_the_one_before():
@@ -45,6 +46,13 @@ def test_a_bare_pair_of_subjects_and_a_contrasted_one_are_not_clauses_of_their_o
     assert [s for _, s in _clauses("Unlike PATCH, PUT replaces everything.")] == ["put"]
     assert [s for _, s in _clauses("The first one sends the whole new version. The latter sends the changed bits.")] \
         == ["put", "patch"]
+    # A relative clause after the thing contrasted describes it.
+    assert _clauses("PUT replaces everything, unlike PATCH which only changes the fields sent.")[1][1] == "patch"
+    assert [s for _, s in _clauses("PUT replaces the resource rather than PATCH.")] == ["put"]
+    # By order only where the question compares the two: "the first" of a JWT is its header.
+    first = analyse("The first decodes to a little JSON naming the algorithm.")
+    algorithms = [Subject(name="hs256", terms=["hs256"]), Subject(name="rs256", terms=["rs256"])]
+    assert [c.subject for c in clauses(first, algorithms, "How does JWT authentication work?")] == [None]
 
 
 def test_hedges_attributions_and_tautologies_are_not_firm_claims():
@@ -63,6 +71,9 @@ def test_long_sentences_are_read_in_parts_for_meaning():
                              "does not exist, and 429 is for validation errors.")[0])
     assert len(parts) == 3
     assert segments(analyse("PUT and PATCH are both methods, yes.")[0]) == []
+    # An aside in brackets is not cut: "(HMAC, e.g. HS256)" is one part of its sentence.
+    assert segments(analyse("The signature uses a secret key (HMAC, e.g. HS256) or a private key (RS256, ES256).")[0]) \
+        == []
 
 
 # --------------------------------------------------------------------------- the bank's scorer
@@ -107,6 +118,16 @@ def test_a_misconception_with_a_subject_counts_only_in_a_clause_about_it(bank, g
     right = grade(bank, grader_, "status-codes",
                   "404 is for a resource that does not exist, and 500 is for when the server crashed.")
     assert not right.misconceptions
+
+
+def test_a_key_said_of_the_right_algorithm_is_no_misconception(bank, grader_):
+    hs = "HS256 uses a public/private key pair"
+    right = grade(bank, grader_, "how-jwt-works",
+                  "The server signs the token with a secret (HS256) or a private key (RS256), and verifies "
+                  "the signature on every request.")
+    assert hs not in [m.name for m in right.misconceptions]
+    wrong = grade(bank, grader_, "how-jwt-works", "HS256 signs the token with a private key and verifies it with a public key.")
+    assert hs in [m.name for m in wrong.misconceptions]
 
 
 def test_wrong_meanings_for_the_right_codes_score_low(bank, grader_):

@@ -38,8 +38,8 @@ def _overlaps(quote: str, sentence: str | None) -> bool:
     return bool(q and s) and (s in q or q in s)
 
 
-def _terms_show(concept: Concept, quote: str, rubric: Rubric) -> bool:
-    for clause in clauses(analyse(quote), rubric.subjects):
+def _terms_show(concept: Concept, quote: str, rubric: Rubric, question: str) -> bool:
+    for clause in clauses(analyse(quote), rubric.subjects, question):
         if not clause.firm:
             continue
         if concept.subject is not None and clause.subject is not None and clause.subject != concept.subject:
@@ -65,4 +65,4 @@ def unsupported_reason(concept: Concept, quote: str, rubric: Rubric, result: Gra
     own = next((c for c in result.concepts if c.name == concept.name), None)
     if own is not None and own.credit > 0 and _overlaps(quote, own.evidence):
         return None
-    return None if _terms_show(concept, quote, rubric) else NOT_RELEVANT
+    return None if _terms_show(concept, quote, rubric, result.question) else NOT_RELEVANT

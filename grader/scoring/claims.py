@@ -156,22 +156,25 @@ def _says_more(toks: tuple[str, ...], words) -> bool:
     return any(t not in STOPWORDS and t not in named and t not in _CONTRASTED_BY for t in toks)
 
 
+# Words that open a clause describing the thing just named.
+_RELATIVE = frozenset({"which", "that", "who", "whose"})
 # "The first one" / "the latter" name a comparison's subjects by their order in the question.
 _BY_ORDER = {("the", "first"): 0, ("the", "former"): 0, ("the", "second"): 1, ("the", "latter"): 1}
 
 
-def clause_subject(part: Sentence, subjects: list[Subject]) -> str | None:
+def clause_subject(part: Sentence, subjects: list[Subject], *, by_order: bool = False) -> str | None:
     """The subject a clause is about: the first subject named in it that is not the thing
-    contrasted ("unlike PATCH, PUT ..." is about PUT), or named by order ("the first one");
-    None when it names none."""
+    contrasted ("unlike PATCH, PUT ..." is about PUT), or, `by_order`, named by its place in
+    the question ("the first one"); None when it names none."""
     words = _subject_words(_key(subjects))
     toks = part.all_tokens
-    if len(subjects) == 2:
+    if by_order and len(subjects) == 2:
         for i in range(len(toks) - 1):
             k = _BY_ORDER.get((toks[i], toks[i + 1]))
             if k is not None:
                 words = words + ((subjects[k].name, ((toks[i], toks[i + 1]),)),)
                 break
+    described = None
     for pos, name in _mentions(toks, words):
         # "compared to a virtual machine": look past articles to the word that contrasts.
         k = pos
@@ -179,16 +182,33 @@ def clause_subject(part: Sentence, subjects: list[Subject]) -> str | None:
             k -= 1
         topic = k == 1 and toks[0] in _TOPIC_BY
         if (k and toks[k - 1] in _CONTRASTED_BY and not topic) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
+            # "..., unlike RS256, which uses a private key": the rest describes the thing contrasted.
+            if described is None and _RELATIVE & set(toks[pos + 1:pos + 3]):
+                described = name
             continue
         return name
-    return None
+    return described
 
 
-def clauses(sentences: list[Sentence], subjects: list[Subject]) -> list[Clause]:
+@lru_cache(maxsize=4096)
+def _compares(question: str, key) -> bool:
+    toks = tuple(t for s in analyse(question) for t in s.all_tokens)
+    return len(key) == 2 and {n for _, n in _mentions(toks, _subject_words(key))} == {n for n, _ in key}
+
+
+def compares(question: str, subjects: list[Subject]) -> bool:
+    """Whether the question names both of two subjects ("the difference between PUT and PATCH"),
+    so that "the first one" and "the latter" name them by order."""
+    return _compares(question, _key(subjects))
+
+
+def clauses(sentences: list[Sentence], subjects: list[Subject], question: str = "") -> list[Clause]:
     """Every clause of an answer in order; a clause naming no subject takes the previous
-    clause's when it continues its sentence or refers back ("PUT replaces it. It is idempotent.")."""
+    clause's when it continues its sentence or refers back ("PUT replaces it. It is idempotent.").
+    With the `question`, "the first one" names the first subject it compares."""
     out: list[Clause] = []
     last: str | None = None
+    by_order = bool(question) and compares(question, subjects)
     for s in sentences:
         lowered = normalise(s.text)
         sentence_hedged = _has_any(lowered, HEDGES) or _guess_list(lowered)
@@ -198,7 +218,7 @@ def clauses(sentences: list[Sentence], subjects: list[Subject]) -> list[Clause]:
             if not part:
                 continue
             p = part[0] if len(part) == 1 else _merge(part)
-            subject = clause_subject(p, subjects) if subjects else None
+            subject = clause_subject(p, subjects, by_order=by_order) if subjects else None
             if subject is None and (n > 0 or (p.all_tokens and p.all_tokens[0] in _REFERS_BACK)):
                 subject = last
             last = subject
@@ -232,9 +252,24 @@ def _content_words(text: str) -> int:
     return sum(1 for t in tokens(text) if t not in STOPWORDS)
 
 
+def _split_outside_brackets(text: str) -> list[str]:
+    """_SEGMENT's pieces, never cut inside brackets: "(HMAC, e.g. HS256)" is one aside."""
+    depth, inside = 0, []
+    for ch in text:
+        depth += ch == "("
+        inside.append(depth > 0)
+        depth -= ch == ")" and depth > 0
+    out, start = [], 0
+    for m in _SEGMENT.finditer(text):
+        if not inside[m.start()]:
+            out.append(text[start:m.start()])
+            start = m.end()
+    return out + [text[start:]]
+
+
 @lru_cache(maxsize=65_536)
 def _segments(text: str) -> tuple[str, ...]:
-    pieces = [p for p in _SEGMENT.split(text) if p and p.strip()]
+    pieces = [p for p in _split_outside_brackets(text) if p and p.strip()]
     out: list[str] = []
     for piece in pieces:
         if out and min(_content_words(piece), _content_words(out[-1])) < SEGMENT_MIN_WORDS:

@@ -184,7 +184,7 @@ class RubricScorer:
             return Evidence()
         sents = p.sentences[:MAX_SENTENCES]
         svecs = np.stack([vec[s.text] for s in sents])
-        parts = clauses(p.sentences, rubric.subjects)
+        parts = clauses(p.sentences, rubric.subjects, p.item.question.question)
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
         misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab, stacked)
