@@ -72,3 +72,20 @@ def test_zero_width_and_fullwidth_do_not_hide_words():
 def test_pathological_repetition_is_bounded():
     text = " ".join(["replace"] * 3000 + ["entire"] * 3000)
     assert hit(["replace entire resource"], text) is None
+
+
+def test_answers_in_another_language_are_flagged_not_read_as_keyword_lists():
+    from grader.scoring import flags as F
+
+    spanish = ("PUT reemplaza el recurso completo con la representación enviada y los campos que faltan se "
+               "pierden, mientras que PATCH solo cambia los campos que envías.")
+    german = "Der Server speichert die Sitzung, während das JWT ein signiertes Token ist, das der Client mitschickt."
+    for text in (spanish, german):
+        assert F.answer_flags(text) == [F.NOT_ENGLISH], text
+    # Lists of English terms and identifiers look foreign to a language identifier; they are not.
+    for text in ("1. Gaussian function 2. Multi Quadrics 3. Inverse Multiquadrics 4. Thin plate splines",
+                 "select_related JOIN, prefetch_related separate query for each relation, joined in Python",
+                 "partial update, idempotent, entire resource, overwrite, json patch, missing fields"):
+        assert F.NOT_ENGLISH not in F.answer_flags(text), text
+    assert F.KEYWORD_LIST in F.answer_flags("partial update, idempotent, entire resource, overwrite, json patch, "
+                                            "missing fields")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from grader.text import STOPWORDS, normalise, normalised_tokens, tokens
 
@@ -14,6 +15,15 @@ NO_ANSWER = "no answer"
 REQUIRED_MISSING = "missing required concept"
 HEDGED = "hedged: guesses earn no credit"
 TAUTOLOGY = "tautology: restating the question earns no credit"
+NOT_ENGLISH = "not in English: the rubric and model read English, so a person should read it"
+
+# An answer is read as another language only when it is long enough to tell, the identifier
+# is sure, and that language's function words make up a real share of it: short answers full
+# of identifiers ("select_related JOIN, prefetch_related separate query") come out as Spanish
+# at even odds, and lists of English terms ("1. Gaussian function 2. Multi Quadrics") as French.
+LANGUAGE_MIN_WORDS = 8
+LANGUAGE_MIN_PROBABILITY = 0.9
+LANGUAGE_MIN_FUNCTION_SHARE = 0.15
 
 # Phrases that address the grader rather than answer the question.  Matched on normalised
 # text, so case, zero-width characters and full-width letters do not hide them.
@@ -70,6 +80,42 @@ def looks_like_keyword_list(answer: str, *, toks: list[str] | None = None) -> bo
     return function_words / len(toks) < 0.12
 
 
+@lru_cache(maxsize=1)
+def _identifier():
+    import py3langid
+
+    return py3langid.langid.LanguageIdentifier.from_pickled_model(py3langid.langid.MODEL_FILE, norm_probs=True)
+
+
+def language(answer: str) -> tuple[str, float]:
+    """The answer's language (ISO 639-1) and how sure py3langid is of it (0..1)."""
+    lang, p = _identifier().classify(answer)
+    return lang, float(p)
+
+
+@lru_cache(maxsize=64)
+def _function_words(lang: str) -> frozenset[str]:
+    from stop_words import StopWordError, get_stop_words
+
+    try:
+        return frozenset(get_stop_words(lang))
+    except StopWordError:  # a language without a list: too rare here to call
+        return frozenset()
+
+
+def looks_foreign(answer: str, *, toks: list[str] | None = None) -> bool:
+    """Whether a long enough answer is surely prose in a language other than English."""
+    toks = tokens(answer) if toks is None else toks
+    if len(toks) < LANGUAGE_MIN_WORDS:
+        return False
+    lang, p = language(answer)
+    if lang == "en" or p < LANGUAGE_MIN_PROBABILITY:
+        return False
+    theirs = _function_words(lang)
+    share = sum(t in theirs for t in toks) / len(toks)
+    return share >= LANGUAGE_MIN_FUNCTION_SHARE and share > sum(t in STOPWORDS for t in toks) / len(toks)
+
+
 def answer_flags(answer: str) -> list[str]:
     """Flags that depend on the answer's text alone."""
     text = normalise(answer)
@@ -77,7 +123,10 @@ def answer_flags(answer: str) -> list[str]:
     flags = []
     if looks_injected(answer, normalised=text):
         flags.append(INJECTION)
-    if looks_like_keyword_list(answer, toks=toks):
+    if looks_foreign(text, toks=toks):
+        # Its words are not English function words, but it is no run of terms either.
+        flags.append(NOT_ENGLISH)
+    elif looks_like_keyword_list(answer, toks=toks):
         flags.append(KEYWORD_LIST)
     if 0 < len(toks) < 5:
         flags.append(TOO_SHORT)
