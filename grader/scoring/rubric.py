@@ -196,8 +196,9 @@ class RubricScorer:
         wrong = stated | {m.evidence for m in auto}
         if wrong != stated:
             # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
-            again = [_claim(c, [x for x in parts if x.sentence.text not in wrong], vocab) for c in rubric.concepts]
-            claims = [b if a.shown is not None and a.shown.sentence.text in wrong else a for a, b in zip(claims, again)]
+            kept = [x for x in parts if x.sentence.text not in wrong]
+            claims = [_claim(c, kept, vocab) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
+                      for c, cl in zip(rubric.concepts, claims)]
             named = {m.name for m in auto}
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
             wrong |= {m.evidence for m in auto}
