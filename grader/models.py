@@ -129,7 +129,8 @@ ExemplarKind = Literal["strong", "other-words", "partial", "wrong-right-words", 
 class Exemplar(_Strict):
     """A graded example answer of one bank question: evidence the scorer leans on."""
 
-    kind: ExemplarKind = Field(description="What sort of answer it is.")
+    kind: ExemplarKind = Field(description="What sort of answer it is; the sentences of an `other-words` one "
+                               "graded 70% or more count as plain-words statements of the concepts they state.")
     score: float = Field(ge=0, description="The grade an interviewer gives it, in the rubric's points.")
     reason: str = Field(min_length=1, max_length=300, description="Why it earns that grade, in one line.")
     answer: str = Field(min_length=1)

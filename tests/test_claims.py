@@ -291,6 +291,22 @@ def test_the_nearest_exemplar_is_shown_and_pulls_the_score(bank, grader_):
     assert r.score <= without.score
 
 
+def _credit(result, name):
+    return next(c.credit for c in result.concepts if c.name == name)
+
+
+def test_plain_words_exemplars_lend_their_sentences_to_the_concept_they_say(bank, grader_):
+    q = bank.questions["select-related-vs-prefetch-related"]
+    rubric = bank.rubrics[q.id]
+    bare = rubric.model_copy(update={"exemplars": []})
+    join = "select_related uses a SQL JOIN"
+    said = "select_related has the database hand back the linked author inside each book row, in the very same round trip."
+    assert _credit(grader_.grade(q, rubric, said), join) > _credit(grader_.grade(q, bare, said), join) + 0.05
+    # Said of both things compared, the same words are no evidence for what one of them does.
+    both = said.replace("select_related has", "select_related and prefetch_related have")
+    assert _credit(grader_.grade(q, rubric, both), join) == _credit(grader_.grade(q, bare, both), join)
+
+
 # --------------------------------------------------------------------------- the held-out set
 
 

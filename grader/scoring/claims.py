@@ -125,6 +125,11 @@ def _key(subjects: list[Subject]):
     return tuple((s.name, tuple(s.terms)) for s in subjects)
 
 
+def named_subjects(sentence: Sentence, subjects: list[Subject]) -> set[str]:
+    """The subjects a sentence names anywhere in it."""
+    return {name for _, name in _mentions(sentence.all_tokens, _subject_words(_key(subjects)))}
+
+
 def split_clauses(sentence: Sentence, subjects: list[Subject]) -> list[str]:
     """A sentence's clauses: split at contrast words and semicolons always, and at "and", "or"
     or a comma when a new subject follows (so "PUT and PATCH are methods" stays whole)."""

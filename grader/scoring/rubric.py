@@ -17,8 +17,9 @@ import numpy as np
 from grader.models import Concept, ConceptResult, MisconceptionResult, Rubric, Signal
 from grader.scoring import flags as F
 from grader.scoring import similarity as S
-from grader.scoring.claims import Clause, clause_subject, clauses, segments
+from grader.scoring.claims import Clause, clause_subject, clauses, named_subjects, segments
 from grader.scoring.evidence import Evidence
+from grader.scoring.exemplars import lent_statements, well_graded_sentences
 from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
 from grader.scoring.prepare import MAX_SENTENCES, Prepared
 from grader.text import NEGATIONS, STOPWORDS, analyse, tokens
@@ -156,7 +157,8 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary) -> _Claim:
 
 
 class RubricScorer:
-    """Concepts by their terms in firm clauses about their subject or, partially, by meaning;
+    """Concepts by their terms in firm clauses about their subject or, partially, by meaning
+    (against their statements and the well-graded exemplars' sentences closest to them);
     misconceptions by their terms, by meaning, and from swapped or denied concept claims (a
     sentence stating a misconception is evidence for no concept)."""
 
@@ -171,17 +173,27 @@ class RubricScorer:
         if rubric.misconceptions:
             units += [t for s in p.sentences[:MAX_SENTENCES] for t in segments(s)]
         return (units + correct_statements(rubric, p.item.question.model_answer)
-                + [t for m in rubric.misconceptions for t in m.statements])
+                + [t for m in rubric.misconceptions for t in m.statements] + well_graded_sentences(rubric))
 
     def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
         """One Evidence per answer: the `keywords` signal, concept and misconception results."""
         stacked = S.Stacked(vectors)
-        return [self._one(p, vectors, stacked) for p in answers]
+        # Each question's exemplar sentences lent to its concepts, found once per call.
+        lent: dict[int, list[tuple[str, ...]]] = {}
+        out = []
+        for p in answers:
+            rubric = p.item.rubric
+            if rubric is None or p.empty:
+                out.append(Evidence())
+                continue
+            if id(rubric) not in lent:
+                lent[id(rubric)] = lent_statements(rubric, stacked)
+            out.append(self._one(p, lent[id(rubric)], vectors, stacked))
+        return out
 
-    def _one(self, p: Prepared, vec: Mapping[str, np.ndarray], stacked: S.Stacked) -> Evidence:
+    def _one(self, p: Prepared, lent: list[tuple[str, ...]], vec: Mapping[str, np.ndarray],
+             stacked: S.Stacked) -> Evidence:
         rubric = p.item.rubric
-        if rubric is None or p.empty:
-            return Evidence()
         sents = p.sentences[:MAX_SENTENCES]
         svecs = np.stack([vec[s.text] for s in sents])
         parts = clauses(p.sentences, rubric.subjects, p.item.question.question)
@@ -203,7 +215,7 @@ class RubricScorer:
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
             wrong |= {m.evidence for m in auto}
         misconceptions += auto
-        concepts = self._concepts(rubric, claims, facts, sents, svecs, stacked, wrong)
+        concepts = self._concepts(rubric, lent, claims, facts, sents, svecs, stacked, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -259,13 +271,25 @@ class RubricScorer:
                 break
         return out
 
-    def _concepts(self, rubric: Rubric, claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
+    def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
                   stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
         # Each concept's closeness to each sentence: its description or its closest plain-words statement.
         sims = np.stack([(stacked((c.description, *c.statements)) @ svecs.T).max(axis=0)
                          for c in rubric.concepts])  # concepts x sentences
+        for i, more in enumerate(lent):
+            if more:
+                borrowed = (stacked(more) @ svecs.T).max(axis=0)
+                c = rubric.concepts[i]
+                if c.subject is not None:
+                    # An exemplar's sentence is about one of the things compared: it lends its
+                    # meaning only to a sentence about that one alone, not to one naming both
+                    # ("in Django you use select_related or prefetch_related").
+                    alone = np.array([(facts.subjects_of.get(s.text, {None}) - {None}) | named_subjects(s, rubric.subjects)
+                                      == {c.subject} for s in sents])
+                    borrowed = np.where(alone, borrowed, -1.0)
+                sims[i] = np.maximum(sims[i], borrowed)
         for i, c in enumerate(rubric.concepts):
             for j, s in enumerate(sents):
                 about = facts.subjects_of.get(s.text, {None})
