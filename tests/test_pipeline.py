@@ -138,3 +138,23 @@ def test_rubric_result_explains_its_score(bank, grader_):
         expected = points_for(capped(c.fraction, misses_required(r.concepts)), r.max_score,
                               sum(m.penalty for m in r.misconceptions))
         assert r.score == pytest.approx(expected, abs=0.011)  # the fraction is shown to 4 decimals
+
+
+def test_the_same_answer_twice_is_scored_once_and_alike(bank, grader_, monkeypatch):
+    """An answer repeated in one call (a copied answer, a resubmission) gets the result it gets
+    alone, as its own object, and the scorers see it once."""
+    from grader.scoring import Item
+    from grader.scoring.rubric import RubricScorer
+
+    q, other = bank.get("put-vs-patch"), bank.get("orm")
+    a = "PUT replaces the whole resource; PATCH changes only the fields you send."
+    items = [Item(q, bank.rubrics[q.id], a), Item(other, bank.rubrics[other.id], a), Item(q, bank.rubrics[q.id], a)]
+    seen: list[int] = []
+    score = RubricScorer.score
+    monkeypatch.setattr(RubricScorer, "score", lambda self, answers, vectors: seen.append(len(answers))
+                        or score(self, answers, vectors))
+    first, to_orm, again = grader_.grade_many(items)
+    assert seen == [2]
+    assert again == first and again is not first and again.concepts is not first.concepts
+    assert to_orm.question_id == "orm" and to_orm != first
+    assert first == grader_.grade(q, bank.rubrics[q.id], a)

@@ -94,7 +94,18 @@ class Grader:
         return results, [vectors.get(p.whole) if not p.empty else None for p in prepared]
 
     def score_prepared(self, prepared: Sequence[Prepared], vectors: dict[str, np.ndarray]) -> list[GradeResult]:
-        """Every scorer's evidence for the prepared answers (texts already embedded), combined."""
+        """Every scorer's evidence for the prepared answers (texts already embedded), combined.
+        The same answer to the same question and rubric is scored once: every scorer reads
+        one answer at a time, so its result cannot depend on what else is in the call."""
+        first: dict[tuple[int, int, str], int] = {}
+        of = [first.setdefault((id(p.item.question), id(p.item.rubric), p.item.answer), i) for i, p in enumerate(prepared)]
+        if len(first) < len(prepared):
+            unique = [prepared[i] for i in first.values()]
+            scored = dict(zip(first.values(), self._score(unique, vectors)))
+            return [scored[j] if j == i else scored[j].model_copy(deep=True) for i, j in enumerate(of)]
+        return self._score(prepared, vectors)
+
+    def _score(self, prepared: Sequence[Prepared], vectors: dict[str, np.ndarray]) -> list[GradeResult]:
         evidence = [Evidence() for _ in prepared]
         for scorer in self.scorers:
             evidence = [e.merged(f) for e, f in zip(evidence, scorer.score(prepared, vectors))]

@@ -42,9 +42,8 @@ class Prepared:
         return clean(self.text)
 
 
-def prepare_one(item: Item) -> Prepared:
-    """Cut, split into sentences and flag one answer."""
-    text = item.answer or ""
+def _read(answer: str) -> tuple[str, list[Sentence], list[str]]:
+    text = answer or ""
     flags: list[str] = []
     if len(text) > MAX_ANSWER_CHARS:
         text = text[:MAX_ANSWER_CHARS]
@@ -52,9 +51,18 @@ def prepare_one(item: Item) -> Prepared:
     sentences = analyse(text) if clean(text) else []
     if sentences:
         flags = F.answer_flags(text) + flags
-    return Prepared(item, text, sentences, flags)
+    return text, sentences, flags
 
 
 def prepare(items: Iterable[Item]) -> list[Prepared]:
-    """Every item read once, for all scorers to share."""
-    return [prepare_one(it) for it in items]
+    """Every item read once, for all scorers to share; an answer given word for word more than
+    once (to any question) is read once."""
+    read: dict[str, tuple[str, list[Sentence], list[str]]] = {}
+    out = []
+    for it in items:
+        answer = it.answer or ""
+        if answer not in read:
+            read[answer] = _read(answer)
+        text, sentences, flags = read[answer]
+        out.append(Prepared(it, text, sentences, list(flags)))
+    return out
