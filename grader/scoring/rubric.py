@@ -45,6 +45,8 @@ MISCONCEPTION_MIN_WORDS = 6
 # shows the full-scan concept.
 DENIALS = frozenset({"not", "never", "cannot", "neither", "nor", "no", "non"})
 DENIAL_LOOKBACK = 3
+# Questions whose own texts the scorer keeps at once (a few hundred bytes each).
+OWN_TEXTS_KEPT = 4096
 # The meaning-credit ramp of the rubric scorer (see `meaning_credit`).
 MEANING_FLOOR = S.CONCEPT_FLOOR
 MEANING_CEIL = S.CONCEPT_CEIL
@@ -164,6 +166,11 @@ class RubricScorer:
 
     name = NAME
 
+    def __init__(self) -> None:
+        # A question's own texts, the same for each of its answers: (rubric, model answer, texts)
+        # by the rubric's id, checked by identity.
+        self._own: dict[int, tuple[Rubric, str, tuple[str, ...]]] = {}
+
     def texts(self, p: Prepared) -> list[str]:
         """Sentences, concept descriptions, misconception statements and the model answer's sentences."""
         if p.empty or p.item.rubric is None:
@@ -172,8 +179,17 @@ class RubricScorer:
         units = [s.text for s in p.sentences[:MAX_SENTENCES]]
         if rubric.misconceptions:
             units += [t for s in p.sentences[:MAX_SENTENCES] for t in segments(s)]
-        return (units + correct_statements(rubric, p.item.question.model_answer)
-                + [t for m in rubric.misconceptions for t in m.statements] + well_graded_sentences(rubric))
+        return units + list(self._question_texts(rubric, p.item.question.model_answer))
+
+    def _question_texts(self, rubric: Rubric, model_answer: str) -> tuple[str, ...]:
+        known = self._own.get(id(rubric))
+        if known is None or known[0] is not rubric or known[1] != model_answer:
+            texts = (correct_statements(rubric, model_answer) + [t for m in rubric.misconceptions for t in m.statements]
+                     + well_graded_sentences(rubric))
+            if len(self._own) >= OWN_TEXTS_KEPT:
+                self._own.clear()
+            known = self._own[id(rubric)] = (rubric, model_answer, tuple(dict.fromkeys(texts)))
+        return known[2]
 
     def score(self, answers: Sequence[Prepared], vectors: Mapping[str, np.ndarray]) -> list[Evidence]:
         """One Evidence per answer: the `keywords` signal, concept and misconception results."""
@@ -278,18 +294,21 @@ class RubricScorer:
         # Each concept's closeness to each sentence: its description or its closest plain-words statement.
         sims = np.stack([(stacked((c.description, *c.statements)) @ svecs.T).max(axis=0)
                          for c in rubric.concepts])  # concepts x sentences
+        spoken: list[set[str | None]] | None = None
         for i, more in enumerate(lent):
-            if more:
-                borrowed = (stacked(more) @ svecs.T).max(axis=0)
-                c = rubric.concepts[i]
-                if c.subject is not None:
-                    # An exemplar's sentence is about one of the things compared: it lends its
-                    # meaning only to a sentence about that one alone, not to one naming both
-                    # ("in Django you use select_related or prefetch_related").
-                    alone = np.array([(facts.subjects_of.get(s.text, {None}) - {None}) | named_subjects(s, rubric.subjects)
-                                      == {c.subject} for s in sents])
-                    borrowed = np.where(alone, borrowed, -1.0)
-                sims[i] = np.maximum(sims[i], borrowed)
+            if not more or claims[i].shown is not None:
+                continue
+            borrowed = (stacked(more) @ svecs.T).max(axis=0)
+            c = rubric.concepts[i]
+            if c.subject is not None:
+                # An exemplar's sentence is about one of the things compared: it lends its
+                # meaning only to a sentence about that one alone, not to one naming both
+                # ("in Django you use select_related or prefetch_related").
+                if spoken is None:
+                    spoken = [(facts.subjects_of.get(s.text, {None}) - {None}) | named_subjects(s, rubric.subjects)
+                              for s in sents]
+                borrowed = np.where([x == {c.subject} for x in spoken], borrowed, -1.0)
+            sims[i] = np.maximum(sims[i], borrowed)
         for i, c in enumerate(rubric.concepts):
             for j, s in enumerate(sents):
                 about = facts.subjects_of.get(s.text, {None})
