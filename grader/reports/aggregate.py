@@ -84,6 +84,13 @@ class BatchReport(BaseModel):
         return " · ".join(parts + [f"{len(self.candidates)} candidates", f"{len(self.questions)} questions"])
 
 
+class _Where(BaseModel):
+    # What the index of a results file needs of each record; the rest is read when it is yielded.
+    candidate: str
+    question_id: str
+    line: int | None = None
+
+
 def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Bank,
                     custom: dict[str, AnswerRow], scored_by: dict[str, str | None]) -> Iterator[BatchRecord]:
     """Graded records in input order, then a 'no answer' record for every question a candidate
@@ -94,7 +101,7 @@ def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Ba
         offset = 0
         for raw in fh:
             if raw.endswith(b"\n") and raw.strip():
-                rec = BatchRecord.model_validate_json(raw)
+                rec = _Where.model_validate_json(raw)
                 index.append((rec.line or 0, offset))
                 have.add((rec.candidate, rec.question_id))
             offset += len(raw)
@@ -103,14 +110,18 @@ def ordered_records(results_path: Path, assigned: dict[str, list[str]], bank: Ba
         for _, off in index:
             fh.seek(off)
             yield BatchRecord.model_validate_json(fh.readline())
+    # One 'no answer' record per question, copied for each candidate who left it out.
+    unanswered: dict[str, BatchRecord] = {}
     for cand, qids in assigned.items():
         for qid in qids:
             if (cand, qid) in have:
                 continue
-            q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
-            base = no_answer(q, bank.rubrics.get(qid), scored_by["model"])
-            yield BatchRecord(**base.model_dump(exclude=set(scored_by)), **scored_by,
-                              candidate=cand, line=None, topic=q.topic)
+            if qid not in unanswered:
+                q = bank.questions.get(qid) or question_for_row(custom[qid], bank)
+                base = no_answer(q, bank.rubrics.get(qid), scored_by["model"])
+                unanswered[qid] = BatchRecord(**base.model_dump(exclude=set(scored_by)), **scored_by,
+                                              candidate=cand, line=None, topic=q.topic)
+            yield unanswered[qid].model_copy(update={"candidate": cand})
 
 
 def assign_ranks(rows: list, share: Callable[[Any], float]) -> None:
