@@ -172,3 +172,22 @@ def test_json_list_input_and_candidate_csv(tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [x["candidate"] for x in rows] == ["Ann", "Bob"] and rows[0]["rank"] == "1"
     assert "docker" in rows[0]
+
+
+def test_the_embedding_thread_stops_after_its_slice(grader_):
+    """A batch embeds the next window on a thread while it grades the one before; Ctrl-C stops
+    that thread after the slice it is in (whole processes: test_cli_usability's Ctrl-C test)."""
+    import time
+
+    from grader.batch.run import EMBED_THREAD_SLICE, _Embedding
+
+    texts = [f"Answer number {i}: containers share the host kernel, {i} times over." for i in range(40 * EMBED_THREAD_SLICE)]
+    done: list[int] = []
+    e = _Embedding(grader_, texts, done.append)
+    e.start()
+    while not done:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    e.stop()
+    assert time.monotonic() - t0 < 30
+    assert e.result() is None and 0 < sum(done) < len(texts)

@@ -173,15 +173,16 @@ class Grader:
         vectors = self._embed(list(dict.fromkeys(k for k in keys if k)))
         return [vectors[k] if k else None for k in keys]
 
-    def embed_texts(self, texts: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    def embed_texts(self, texts: Iterable[str], progress: Callable[[int], None] | None = None, *,
+                    slice_texts: int = EMBED_SLICE) -> dict[str, np.ndarray]:
         """Embed distinct texts longest first (by the embedder's own lengths: tokens), in slices:
         batches of like lengths pad little (grading chunk by chunk padded about 20% more), and a
         cached embedder keeps each slice as soon as it is done.  `progress(n)` after each slice."""
         distinct = list(dict.fromkeys(texts))
         order = [distinct[i] for i in longest_first(text_lengths(self.embedder, distinct))]
         out: dict[str, np.ndarray] = {}
-        for i in range(0, len(order), EMBED_SLICE):
-            part = order[i:i + EMBED_SLICE]
+        for i in range(0, len(order), slice_texts):
+            part = order[i:i + slice_texts]
             out.update(self._embed(part))
             if progress:
                 progress(len(part))
