@@ -90,6 +90,7 @@ class _Window:
 
     def __init__(self, rows: list[AnswerRow], bank: Bank, grader: Grader, tick: Callable[[float], None]):
         self.rows = rows
+        self._grader = grader
         self.items = [Item(question_for_row(r, bank), bank.rubrics.get(r.question_id), r.answer) for r in rows]
         self.prepared = grader.prepare(self.items)
         self.texts = grader.texts_for(self.items, self.prepared)
@@ -102,9 +103,9 @@ class _Window:
         self.ticked += n * self._share
         self._tick(n * self._share)
 
-    def start(self, grader: Grader) -> None:
+    def start(self) -> None:
         """Start embedding the window's texts."""
-        self.embedding = _Embedding(grader, self.texts, self._embedded)
+        self.embedding = _Embedding(self._grader, self.texts, self._embedded)
         self.embedding.start()
 def run_batch(
     src: Source,
@@ -173,14 +174,11 @@ def run_batch(
             pending.remove(before)
         if now:
             pending.append(now)
-            now.start(grader)
+            now.start()
         if before:
             grade_window(journal, before, vectors)
         if last and pending:
-            w = pending[0]
-            vectors = w.embedding.result()
-            pending.remove(w)
-            grade_window(journal, w, vectors)
+            flush(journal)  # nothing left to read: grade the window just started
 
     try:
         with Journal(results_path, resume=resume, scored_by=grader.scored_by()) as journal:

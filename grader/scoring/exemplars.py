@@ -2,9 +2,9 @@
 
 The nearest exemplars by whole-answer cosine vote on a grade (weighted by closeness); the
 combiner pulls the score toward that grade as far as the nearest one is close
-(grader.scoring.combine.exemplar_pull).  The sentences of well-graded exemplars also say the
-rubric's concepts in words candidates use: the rubric scorer reads each as a plain-words
-statement of the concept it is closest to (`with_exemplar_statements`).
+(grader.scoring.combine.exemplar_pull).  The sentences of well-graded `other-words` exemplars
+also say the rubric's concepts in words candidates use: the rubric scorer reads each as a
+plain-words statement of the concept it is closest to (`lent_statements`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ NAME = "exemplars"
 # counts exp((cos - best) / TEMPERATURE), so one 0.05 further away counts a third.
 NEIGHBOURS = 3
 TEMPERATURE = 0.05
-# Exemplars graded at least this share of the points lend their sentences to the concepts;
+# `other-words` exemplars graded at least this share of the points lend their sentences to the concepts;
 # a sentence joins the statements of the concept it is closest to, if at least this close
 # (the floor of meaning credit: closer to nothing, it says none of them).
 WELL_GRADED = 0.7
@@ -32,7 +32,7 @@ STATEMENT_FLOOR = 0.5
 
 
 def well_graded_sentences(rubric: Rubric) -> list[str]:
-    """The sentences of the rubric's exemplars graded at least WELL_GRADED of its points."""
+    """The sentences of the rubric's `other-words` exemplars graded at least WELL_GRADED of its points."""
     return [s.text for e in rubric.exemplars if e.kind == "other-words" and e.score >= WELL_GRADED * rubric.points
             for s in analyse(e.answer)]
 
@@ -41,9 +41,9 @@ def lent_statements(rubric: Rubric, stacked: Stacked) -> list[tuple[str, ...]]:
     """For each concept, the well-graded exemplar sentences closest to it of all the concepts
     (to its description or statements, cosine >= STATEMENT_FLOOR)."""
     sentences = list(dict.fromkeys(well_graded_sentences(rubric)))
-    lent: list[list[str]] = [[] for _ in rubric.concepts]
     if not sentences:
         return [()] * len(rubric.concepts)
+    lent: list[list[str]] = [[] for _ in rubric.concepts]
     V = stacked(sentences)
     closeness = np.stack([(stacked((c.description, *c.statements)) @ V.T).max(axis=0) for c in rubric.concepts])
     closest = closeness.argmax(axis=0)
