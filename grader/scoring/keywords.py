@@ -62,7 +62,12 @@ def word_matches(tok: Token, raw: str, st: str) -> bool:
 def word_positions(raw: str, st: str, sentence: Sentence) -> list[int]:
     """Where one term word (raw form, stem) shows in a sentence: same stem or form, else a
     small typo of it, else (for a stopword) the raw token itself."""
-    found = sorted(set(sentence.by_form.get(st, [])) | set(sentence.by_form.get(raw, [])))
+    # Each list is in token order already; only a word found by both forms needs a merge.
+    by_stem = sentence.by_form.get(st)
+    by_raw = sentence.by_form.get(raw) if raw != st else None
+    if by_stem and by_raw:
+        return sorted(set(by_stem) | set(by_raw))
+    found = by_stem or by_raw or []
     if not found and _typo_budget(raw):
         found = [t.pos for t in sentence.by_initial.get(raw[0], ()) if _fuzzy(t.raw, t.stem, raw, st)]
     if not found and raw in STOPWORDS:

@@ -266,6 +266,8 @@ class RubricScorer:
                 continue
             sims = stacked(m.statements) @ uvecs.T
             best = sims.max(axis=0)
+            if best.max() < MISCONCEPTION_SIM:
+                continue
             for j in np.argsort(-best):
                 text, sentence = units[int(j)]
                 if best[j] < MISCONCEPTION_SIM:
