@@ -16,7 +16,7 @@ import numpy as np
 from grader.models import NearestGraded, Rubric, Signal
 from grader.scoring.evidence import Evidence
 from grader.scoring.prepare import Prepared
-from grader.scoring.similarity import Stacked
+from grader.scoring.similarity import Stacked, concept_closeness
 from grader.text import analyse, clean
 
 NAME = "exemplars"
@@ -44,8 +44,7 @@ def lent_statements(rubric: Rubric, stacked: Stacked) -> list[tuple[str, ...]]:
     if not sentences:
         return [()] * len(rubric.concepts)
     lent: list[list[str]] = [[] for _ in rubric.concepts]
-    V = stacked(sentences)
-    closeness = np.stack([(stacked((c.description, *c.statements)) @ V.T).max(axis=0) for c in rubric.concepts])
+    closeness = concept_closeness(rubric.concepts, stacked, stacked(sentences))
     closest = closeness.argmax(axis=0)
     for j, text in enumerate(sentences):
         i = int(closest[j])

@@ -293,9 +293,7 @@ class RubricScorer:
                   stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
-        # Each concept's closeness to each sentence: its description or its closest plain-words statement.
-        sims = np.stack([(stacked((c.description, *c.statements)) @ svecs.T).max(axis=0)
-                         for c in rubric.concepts])  # concepts x sentences
+        sims = S.concept_closeness(rubric.concepts, stacked, svecs)  # concepts x sentences
         spoken: list[set[str | None]] | None = None
         for i, more in enumerate(lent):
             if not more or claims[i].shown is not None:

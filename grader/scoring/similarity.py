@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from grader.models import Signal
+from grader.models import Concept, Signal
 from grader.scoring.evidence import Evidence
 from grader.scoring.prepare import Prepared
 
@@ -41,6 +41,12 @@ class Stacked:
         if m is None:
             m = self._made[key] = np.stack([self.vectors[t] for t in key])
         return m
+
+
+def concept_closeness(concepts: Sequence[Concept], stacked: Stacked, vecs: np.ndarray) -> np.ndarray:
+    """(concepts, rows of vecs) cosines: each row's closeness to each concept's description or
+    its closest plain-words statement."""
+    return np.stack([(stacked((c.description, *c.statements)) @ vecs.T).max(axis=0) for c in concepts])
 
 
 def ramp(x: float, lo: float, hi: float) -> float:
