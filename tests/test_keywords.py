@@ -38,6 +38,13 @@ def test_small_typos_tolerated_in_long_words_only():
     assert not hit(["transaction"], "a fransaction")  # first letter differs
 
 
+def test_a_shorter_relative_of_a_word_is_no_typo_of_it():
+    # Stems one letter apart because one extends the other are different words.
+    assert not hit(["productivity"], "it can produce slow queries")
+    assert hit(["productivity"], "a boost in productivty")
+    assert hit(["serialization"], "the serialisation format")
+
+
 def test_negated_misconception_is_not_claimed():
     terms = ["patch replace whole"]
     assert hit(terms, "PATCH replaces the whole resource.", claims=True)

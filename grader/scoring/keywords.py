@@ -49,6 +49,9 @@ def _fuzzy(tok_raw: str, tok_stem: str, raw: str, st: str) -> bool:
         return False
     if Levenshtein.distance(tok_raw, raw, score_cutoff=k) <= k:
         return True
+    # One stem extending the other is a relative, not a typo ("produce" is no "productivity").
+    if tok_stem.startswith(st) or st.startswith(tok_stem):
+        return False
     return len(st) >= 6 and Levenshtein.distance(tok_stem, st, score_cutoff=k) <= k
 
 
