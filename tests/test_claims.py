@@ -111,6 +111,37 @@ def test_denied_claims_are_misconceptions_not_credit(bank, grader_):
     assert not any(c.via == "terms" for c in r.concepts if c.required)
 
 
+def _via_terms(result, name):
+    return next(c.via == "terms" for c in result.concepts if c.name == name)
+
+
+def test_a_thing_dismissed_as_not_needed_is_not_credited(bank, grader_):
+    ttl = "TTL expiry"
+    dismissed = grade(bank, grader_, "cache-invalidation", "A TTL is not needed, the cache updates itself.")
+    assert not _via_terms(dismissed, ttl)
+    assert _via_terms(grade(bank, grader_, "cache-invalidation", "A TTL is needed as a safety net."), ttl)
+    # A new clause ends the dismissal's reach: here the locks are what is not needed.
+    assert _via_terms(grade(bank, grader_, "cache-invalidation",
+                            "Give every key a TTL so locks are not needed."), ttl)
+
+
+def test_a_denial_governs_its_own_item_of_a_list(bank, grader_):
+    # "no" denies the permission, not the 404 after the comma.
+    r = grade(bank, grader_, "status-codes", "Use 403 when the user has no permission, 404 when the thing is missing.")
+    assert _via_terms(r, "Client errors 400 and 404")
+    r = grade(bank, grader_, "status-codes", "Use 403 when the user has no permission, not 404.")
+    assert not _via_terms(r, "Client errors 400 and 404")
+
+
+def test_a_term_the_concept_itself_says_under_a_denial_is_shown_by_one(bank, grader_):
+    # The concept says "passwords are never kept in plaintext": so does this answer.
+    r = grade(bank, grader_, "password-hashing", "Never store plaintext; store a slow salted hash such as Argon2.")
+    assert _via_terms(r, "One-way, never plaintext")
+    # A concept stated affirmatively is still denied by a denial: "PUT is not idempotent".
+    r = grade(bank, grader_, "put-vs-patch", "PUT is not idempotent.")
+    assert not _via_terms(r, "Idempotency")
+
+
 def test_a_misconception_with_a_subject_counts_only_in_a_clause_about_it(bank, grader_):
     crash = "404 said to be a server failure"
     said = grade(bank, grader_, "status-codes", "A 404 means the server crashed while handling the request.")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from grader.models import Concept, GradeResult, Rubric
 from grader.scoring.claims import clauses
 from grader.scoring.keywords import find_in_sentence
-from grader.scoring.rubric import denied
+from grader.scoring.rubric import concept_denied
 from grader.text import analyse, clean, normalise
 
 NOT_RELEVANT = "quote does not show this concept"
@@ -46,7 +46,7 @@ def _terms_show(concept: Concept, quote: str, rubric: Rubric, question: str) -> 
             continue
         for term in concept.terms:
             hit = find_in_sentence(term, clause.part)
-            if hit is not None and not denied(hit):
+            if hit is not None and not concept_denied(hit, concept):
                 return True
     return False
 

@@ -9,6 +9,8 @@ too.  Misconceptions are found by their terms and, sentence by sentence, by mean
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
@@ -22,7 +24,7 @@ from grader.scoring.evidence import Evidence
 from grader.scoring.exemplars import lent_statements, well_graded_sentences
 from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
 from grader.scoring.prepare import MAX_SENTENCES, Prepared
-from grader.text import NEGATIONS, STOPWORDS, analyse, tokens
+from grader.text import NEGATIONS, STOPWORDS, analyse, normalise, normalised_tokens, tokens
 
 NAME = "rubric"
 CLAIMED = "claimed"
@@ -45,6 +47,13 @@ MISCONCEPTION_MIN_WORDS = 6
 # shows the full-scan concept.
 DENIALS = frozenset({"not", "never", "cannot", "neither", "nor", "no", "non"})
 DENIAL_LOOKBACK = 3
+# Words after a thing that say it has no part to play: "a TTL is not needed", "prepared
+# statements are unnecessary". Not "useless" or "not used": "salts make rainbow tables useless"
+# and "the index is not used" are right answers. A new clause ("so", "because") ends the reach.
+_DISMISSAL = re.compile(r"^(?:(?!(?:so|because|since|if|when|unless|but|then|while)\b)\S+ ){0,5}?"
+                        r"(?:(?:not|never) (?:\S+ )?(?:needed|necessary|required)|unnecessary"
+                        r"|(?:nobody|no one) (?:uses|needs))\b")
+DISMISSAL_REACH = 9
 # Questions whose own texts the scorer keeps at once (a few hundred bytes each).
 OWN_TEXTS_KEPT = 4096
 # The meaning-credit ramp of the rubric scorer (see `meaning_credit`).
@@ -73,10 +82,51 @@ def keyword_share(concepts: Sequence[ConceptResult]) -> float:
 
 
 def denied(hit: Hit) -> bool:
-    """Whether a denial word stands just before the hit or inside it ("is not idempotent")."""
-    own = sum(1 for t in hit.sentence.all_tokens[hit.start:hit.end + 1] if t in DENIALS)
+    """Whether a denial word stands just before the hit or inside it ("is not idempotent"), or
+    a dismissal follows it ("a TTL is not needed"); a denial before a comma governs its own item
+    of a list, not the next ("403 no permission, 404 not found")."""
+    toks = hit.sentence.all_tokens
+    own = sum(1 for t in toks[hit.start:hit.end + 1] if t in DENIALS)
     lo = max(0, hit.start - DENIAL_LOOKBACK)
-    return sum(1 for t in hit.sentence.all_tokens[lo:hit.end + 1] if t in DENIALS) > own
+    if sum(1 for t in toks[lo:hit.end + 1] if t in DENIALS) > own:
+        lo = max(lo, _item_start(hit.sentence.text, len(toks), hit.start))
+        if sum(1 for t in toks[lo:hit.end + 1] if t in DENIALS) > own:
+            return True
+    return bool(_DISMISSAL.search(" ".join(toks[hit.end + 1:hit.end + 1 + DISMISSAL_REACH])))
+
+
+_LIST_SEPARATOR = re.compile(r"[,;:]")
+
+
+@lru_cache(maxsize=4096)
+def _item_starts(text: str) -> tuple[int, ...]:
+    starts, n = [], 0
+    for piece in _LIST_SEPARATOR.split(normalise(text)):
+        starts.append(n)
+        n += len(normalised_tokens(piece))
+    return tuple(starts) if n else ()
+
+
+def _item_start(text: str, n_tokens: int, pos: int) -> int:
+    """The token index where the comma-separated item holding token `pos` starts (0 when the
+    text's tokens do not line up with the sentence's)."""
+    starts = _item_starts(text)
+    if not starts or len(tokens(text)) != n_tokens:
+        return 0
+    return max(s for s in starts if s <= pos)
+
+
+def concept_denied(hit: Hit, concept: Concept) -> bool:
+    """Whether the hit denies the concept: denied, unless the concept itself says that term
+    under a denial ("passwords are never kept in plaintext", "it is not hardened")."""
+    return denied(hit) and hit.term not in _said_denied(concept.description, tuple(concept.statements),
+                                                         tuple(concept.terms))
+
+
+@lru_cache(maxsize=4096)
+def _said_denied(description: str, statements: tuple[str, ...], terms: tuple[str, ...]) -> frozenset[str]:
+    sentences = [s for text in (description, *statements) for s in analyse(text)]
+    return frozenset(t for t in terms for s in sentences if (h := find_in_sentence(t, s)) is not None and denied(h))
 
 
 # For a sentence's polarity as a whole, any negating word counts ("it is false that ...").
@@ -135,12 +185,12 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary) -> _Claim:
         if not hits:
             continue
         # One affirmed term is enough: "runs identically, so no more works-on-my-machine issues".
-        hit = next((h for h in hits if not denied(h)), hits[0])
+        hit = next((h for h in hits if not concept_denied(h, concept)), hits[0])
         if clause.hedged:
             out.hedged = True
         if not clause.firm:
             continue
-        no = denied(hit)
+        no = concept_denied(hit, concept)
         other = concept.subject is not None and clause.subject is not None and clause.subject != concept.subject
         if other:
             # "PATCH is not idempotent" beside "PUT is idempotent" is a contrast, not a swap; and
