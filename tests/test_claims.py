@@ -123,6 +123,8 @@ def test_a_thing_dismissed_as_not_needed_is_not_credited(bank, grader_):
     # A new clause ends the dismissal's reach: here the locks are what is not needed.
     assert _via_terms(grade(bank, grader_, "cache-invalidation",
                             "Give every key a TTL so locks are not needed."), ttl)
+    lazy = grade(bank, grader_, "n-plus-one", "Lazy loading has nothing to do with it, Django joins everything.")
+    assert not _via_terms(lazy, "Caused by lazy loading")
 
 
 def test_a_denial_governs_its_own_item_of_a_list(bank, grader_):

@@ -47,12 +47,15 @@ MISCONCEPTION_MIN_WORDS = 6
 # shows the full-scan concept.
 DENIALS = frozenset({"not", "never", "cannot", "neither", "nor", "no", "non"})
 DENIAL_LOOKBACK = 3
-# Words after a thing that say it has no part to play: "a TTL is not needed", "prepared
-# statements are unnecessary". Not "useless" or "not used": "salts make rainbow tables useless"
-# and "the index is not used" are right answers. A new clause ("so", "because") ends the reach.
+# Words after a thing that say it has no part to play: "a TTL is not needed", "the order does
+# not matter", "lazy loading has nothing to do with it". Not "useless", "harmless" or "not used":
+# "salts make rainbow tables useless", "reads are harmless" and "the index is not used" are
+# right answers. A new clause ("so", "because") ends the reach.
 _DISMISSAL = re.compile(r"^(?:(?!(?:so|because|since|if|when|unless|but|then|while)\b)\S+ ){0,5}?"
                         r"(?:(?:not|never) (?:\S+ )?(?:needed|necessary|required)|unnecessary"
-                        r"|(?:nobody|no one) (?:uses|needs))\b")
+                        r"|(?:nobody|no one) (?:uses|needs)|(?:do|does|did) not (?:\S+ )?(?:matter|apply)"
+                        r"|(?:has|have|had) nothing to do with|negligible|unaffected|not affected|no effect"
+                        r"|never a problem)\b")
 DISMISSAL_REACH = 9
 # Questions whose own texts the scorer keeps at once (a few hundred bytes each).
 OWN_TEXTS_KEPT = 4096
