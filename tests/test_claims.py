@@ -64,6 +64,11 @@ def test_hedges_attributions_and_tautologies_are_not_firm_claims():
     assert firm("Some people think PATCH replaces the whole resource; it does not.")[0] is False
     assert not any(firm("PUT is PUT and PATCH is PATCH."))
     assert firm("PATCH might not be idempotent.") == [True]
+    # A name spelled out says nothing more than the name; spelled out and explained, it does.
+    assert firm("An ORM is an object-relational mapper, it does object-relational mapping.") == [False]
+    assert firm("MVT stands for Model, View, Template.") == [False]
+    assert firm("ORM is object-relational mapping: tables become classes and rows objects.") == [True]
+    assert firm("PUT is a partial update that changes only the fields sent.") == [True]
 
 
 def test_long_sentences_are_read_in_parts_for_meaning():
@@ -207,6 +212,8 @@ def test_a_hedged_list_earns_nothing_and_is_flagged(bank, grader_):
 
 def test_a_tautology_earns_nothing_and_is_flagged(bank, grader_):
     r = grade(bank, grader_, "put-vs-patch", "PUT is PUT and PATCH is PATCH.")
+    assert r.score <= 3 and TAUTOLOGY in r.flags
+    r = grade(bank, grader_, "orm", "An ORM is an object-relational mapper, it does object-relational mapping.")
     assert r.score <= 3 and TAUTOLOGY in r.flags
 
 

@@ -53,6 +53,33 @@ _CONTRASTED_BY_TWO = frozenset({("instead", "of"), ("opposed", "to"), ("compared
 _TAUTOLOGY = re.compile(r"\b([a-z][\w-]*)\s+(?:is|are|means)\s+(?:just\s+|simply\s+|basically\s+)?(?:an?\s+|the\s+)?\1\b")
 
 
+# "ORM is object-relational mapping", "MVT stands for Model View Template": a name spelled out,
+# with nothing said beside it, says no more than "PUT is PUT".
+_SPELLS = frozenset({"is", "are", "means", "stands"})
+_SPELL_FILLER = frozenset({"for", "a", "an", "the", "just", "simply", "basically", "do", "does", "mean", "means",
+                           "stand", "stands"})
+ACRONYM_LETTERS = (2, 5)
+
+
+def _spelled_out(toks: list[str]) -> bool:
+    for i, t in enumerate(toks[:-1]):
+        if not (ACRONYM_LETTERS[0] <= len(t) <= ACRONYM_LETTERS[1] and toks[i + 1] in _SPELLS) or t in STOPWORDS:
+            continue
+        j = i + 2
+        while j < len(toks) and toks[j] in _SPELL_FILLER:
+            j += 1
+        words = toks[j:j + len(t)]
+        if len(words) == len(t) and "".join(w[0] for w in words) == t:
+            # Forms of the spelled-out words ("mapper", "mapping") add nothing either.
+            said = {t} | {w[:3] for w in words}
+            return all(x in STOPWORDS or x in _SPELL_FILLER or x in said or x[:3] in said for x in toks)
+    return False
+
+
+def _tautology(toks: list[str]) -> bool:
+    return bool(_TAUTOLOGY.search(" ".join(toks))) or _spelled_out(toks)
+
+
 # A new sentence carries the last subject on only when it opens by referring back to it.
 _REFERS_BACK = frozenset({"it", "its", "this", "that", "they", "these", "those", "which", "also", "and", "so",
                           "but", "both", "then", "here"})
@@ -232,7 +259,7 @@ def clauses(sentences: list[Sentence], subjects: list[Subject], question: str = 
                 sentence=s, part=p, subject=subject,
                 hedged=sentence_hedged,
                 attributed=_has_any(low, ATTRIBUTIONS),
-                tautology=bool(_TAUTOLOGY.search(" ".join(tokens(text)))),
+                tautology=_tautology(tokens(text)),
             ))
     return out
 
