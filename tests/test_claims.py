@@ -274,6 +274,15 @@ def test_a_concept_shown_only_by_meaning_is_partial_and_one_sentence_lends_meani
     assert r.score < 6
 
 
+def test_what_a_sentence_shows_by_its_terms_counts_against_what_it_lends_by_meaning(bank, grader_):
+    # Two clauses, two concepts by their terms: nothing left over for slower writes or storage.
+    r = grade(bank, grader_, "database-indexes",
+              "An index makes lookups faster because the database skips the full table scan, it walks a B-tree "
+              "instead.")
+    assert sum(c.via == "terms" for c in r.concepts) == 2
+    assert not [c.name for c in r.concepts if c.via == "semantic"]
+
+
 def test_the_required_cap_needs_the_concept_absent_by_meaning_too(bank, grader_):
     from grader.scoring.combine import misses_required
 

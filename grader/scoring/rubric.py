@@ -345,7 +345,8 @@ class RubricScorer:
     def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
                   stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
-        sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words)."""
+        sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words,
+        less those its terms show)."""
         sims = S.concept_closeness(rubric.concepts, stacked, svecs)  # concepts x sentences
         spoken: list[set[str | None]] | None = None
         for i, more in enumerate(lent):
@@ -372,7 +373,14 @@ class RubricScorer:
         # clause, or per WORDS_PER_MEANING content words when that is more.
         capacity = [max(facts.clauses.get(s.text, 1), 1 + len(s.content) // WORDS_PER_MEANING) for s in sents]
         chosen: dict[int, int] = {}
+        # What a sentence shows by its terms it has said already ("one short sentence cannot
+        # evidence five concepts").
+        index = {s.text: j for j, s in enumerate(sents)}
         used: dict[int, int] = {}
+        for cl in claims:
+            j = index.get(cl.shown.sentence.text) if cl.shown is not None else None
+            if j is not None:
+                used[j] = used.get(j, 0) + 1
         for flat in np.argsort(-sims, axis=None):
             i, j = divmod(int(flat), sims.shape[1])
             if sims[i, j] < MEANING_FLOOR:
