@@ -96,3 +96,11 @@ def test_answers_in_another_language_are_flagged_not_read_as_keyword_lists():
         assert F.NOT_ENGLISH not in F.answer_flags(text), text
     assert F.KEYWORD_LIST in F.answer_flags("partial update, idempotent, entire resource, overwrite, json patch, "
                                             "missing fields")
+
+
+def test_a_claim_of_what_a_thing_is_needs_the_verb():
+    assert not hit(["post is idempotent"], "Resending a POST needs an idempotency key.", claims=True)
+    assert hit(["post is idempotent"], "A POST is always idempotent.", claims=True)
+    assert hit(["post requests are idempotent"], "POST requests, like GET ones, are idempotent.", claims=True)
+    # Terms without the verb are phrases, found as before.
+    assert hit(["idempotency key"], "Resending a POST needs an idempotency key.", claims=True)

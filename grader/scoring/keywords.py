@@ -189,6 +189,20 @@ class Vocabulary:
         return known
 
 
+# A claim of what a thing *is* needs that verb in the answer too: "POST needs an idempotency
+# key" is no "POST is idempotent".
+COPULAS = frozenset({"is", "are", "was", "were", "be", "been", "being"})
+
+
+@lru_cache(maxsize=50_000)
+def _says_is(term: str) -> bool:
+    return any(t in COPULAS for t in tokens(term))
+
+
+def _verb_kept(hit: Hit) -> bool:
+    return not _says_is(hit.term) or any(t in COPULAS for t in hit.sentence.all_tokens[hit.start:hit.end + 1])
+
+
 def find_terms(
     terms: list[str], sentences: list[Sentence], *, claims: bool = False, vocab: Vocabulary | None = None
 ) -> Hit | None:
@@ -208,7 +222,7 @@ def find_terms(
                 if hit:
                     return hit
             continue
-        hits = [h for h in (find_in_sentence(t, sentence, ordered=True) for t in terms) if h]
+        hits = [h for h in (find_in_sentence(t, sentence, ordered=True) for t in terms) if h and _verb_kept(h)]
         # A claim negated as a whole is not stated by its parts: in "it is not true that
         # an ORM is a kind of database", the term "kind of database" is part of the negated one.
         negated = [(h.start, h.end) for h in hits if is_negated(h)]
