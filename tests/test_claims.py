@@ -61,6 +61,9 @@ def test_hedges_attributions_and_tautologies_are_not_firm_claims():
 
     assert firm("Maybe PATCH is a partial update.") == [False]
     assert firm("It is either a partial update or the entire resource or idempotent.") == [False]
+    # Two separate choices are no chain of guesses.
+    assert firm("Whole pages or API responses can be cached by a reverse proxy like Varnish or nginx.") == [True]
+    assert firm("It is PUT or PATCH or POST.") == [False]
     assert firm("Some people think PATCH replaces the whole resource; it does not.")[0] is False
     assert not any(firm("PUT is PUT and PATCH is PATCH."))
     assert firm("PATCH might not be idempotent.") == [True]

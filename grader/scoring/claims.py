@@ -87,10 +87,16 @@ _REFERS_BACK = frozenset({"it", "its", "this", "that", "they", "these", "those",
 GUESS_LIST_MAX_WORDS = 16
 
 
+# ... and its alternatives follow each other: "or"s at most this many words apart. "Whole pages or
+# API responses can be cached by a reverse proxy like Varnish or nginx" is two choices, no guess.
+GUESS_CHAIN_GAP = 6
+
+
 def _guess_list(lowered: str) -> bool:
     words = lowered.split()
-    ors = words.count("or")
-    return ors >= 2 and (len(words) <= GUESS_LIST_MAX_WORDS or "either" in words or "whether" in words)
+    ors = [i for i, w in enumerate(words) if w == "or"]
+    chained = any(b - a - 1 <= GUESS_CHAIN_GAP for a, b in zip(ors, ors[1:]))
+    return chained and (len(words) <= GUESS_LIST_MAX_WORDS or "either" in words or "whether" in words)
 
 
 @dataclass(frozen=True)
