@@ -32,7 +32,10 @@ ANSWER = (
     "and populate the cache. When the row is updated, delete the key."
 )
 PARAMS = BlendParams(weight=0.3, max_shift=0.15)
-HONEST_L = 0.75  # the loopback server's honest judge on ANSWER: TTL, cache-aside and delete-on-write
+# The loopback server's honest judge on ANSWER, each quote checked against the pipeline's
+# evidence: TTL, cache-aside, write-through (3 each) and delete-on-write (2) of 12; not staleness,
+# quoted from a sentence the pipeline does not tie to it.
+HONEST_L = 0.9167
 
 
 def provider(fake, tmp_path=None, *, timeout=2.0, retries=2, server="generic", key=KEY):
@@ -70,7 +73,7 @@ def test_good_reply_gives_feedback_and_a_bounded_blend(fake_llm, q, rubric, det)
     review, res = run_review(provider(fake_llm), q, rubric, det)
     assert review.ok and review.requests == 1 and not review.cached
     assert res.feedback and "solid answer" in res.feedback
-    # The concepts the answer shows (3 of 4 by weight), each quoted by a sentence that shows it.
+    # The concepts quoted by a sentence the pipeline ties to them (11 of 12 by weight).
     assert res.components.llm == HONEST_L
     d = det.score / det.max_score
     assert d < HONEST_L

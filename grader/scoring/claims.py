@@ -63,7 +63,7 @@ ACRONYM_LETTERS = (2, 5)
 
 def _spelled_out(toks: list[str]) -> bool:
     for i, t in enumerate(toks[:-1]):
-        if not (ACRONYM_LETTERS[0] <= len(t) <= ACRONYM_LETTERS[1] and toks[i + 1] in _SPELLS) or t in STOPWORDS:
+        if t in STOPWORDS or toks[i + 1] not in _SPELLS or not ACRONYM_LETTERS[0] <= len(t) <= ACRONYM_LETTERS[1]:
             continue
         j = i + 2
         while j < len(toks) and toks[j] in _SPELL_FILLER:

@@ -10,7 +10,6 @@ too.  Misconceptions are found by their terms and, sentence by sentence, by mean
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
