@@ -167,6 +167,11 @@ def test_a_key_said_of_the_right_algorithm_is_no_misconception(bank, grader_):
                   "The server signs the token with a secret (HS256) or a private key (RS256), and verifies "
                   "the signature on every request.")
     assert hs not in [m.name for m in right.misconceptions]
+    # A subject in brackets names the piece it closes, however far in.
+    right = grade(bank, grader_, "how-jwt-works",
+                  "The server recomputes the signature with its secret (HS256) or checks it with the public key "
+                  "(RS256) and checks exp.")
+    assert hs not in [m.name for m in right.misconceptions]
     wrong = grade(bank, grader_, "how-jwt-works", "HS256 signs the token with a private key and verifies it with a public key.")
     assert hs in [m.name for m in wrong.misconceptions]
 

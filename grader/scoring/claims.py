@@ -179,13 +179,25 @@ def split_clauses(sentence: Sentence, subjects: list[Subject]) -> list[str]:
             start = m.end()
             rest = part[start:]
             # "PUT and PATCH are methods": a bare subject before "and" is not a clause of its own.
-            if _says_more(tuple(tokens(current)), words) and _mentions(tuple(tokens(rest))[:SUBJECT_REACH], words):
+            if _says_more(tuple(tokens(current)), words) and (
+                    _mentions(tuple(tokens(rest))[:SUBJECT_REACH], words) or _labelled(rest, words)):
                 out.append(current)
                 current = ""
             else:
                 current += m.group()
         out.append(current + part[start:])
     return [p for p in out if p.strip(" ,")]
+
+
+_BRACKETED = re.compile(r"\(([^()]*)\)")
+
+
+def _labelled(rest: str, words) -> bool:
+    """Whether the next piece (to the next "and", "or" or comma) names a subject in brackets,
+    however far in: "or checks it with the public key (RS256)" is about RS256."""
+    nxt = _JOIN.search(rest)
+    piece = rest[:nxt.start()] if nxt else rest
+    return any(_mentions(tuple(tokens(b)), words) for b in _BRACKETED.findall(piece))
 
 
 def _says_more(toks: tuple[str, ...], words) -> bool:
