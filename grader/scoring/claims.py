@@ -173,14 +173,16 @@ def split_clauses(sentence: Sentence, subjects: list[Subject]) -> list[str]:
     out: list[str] = []
     for part in parts:
         current, start = "", 0
-        for m in _JOIN.finditer(part):
+        joins = list(_JOIN.finditer(part))
+        for k, m in enumerate(joins):
             piece = part[start:m.start()]
             current += piece
             start = m.end()
             rest = part[start:]
+            following = part[start:joins[k + 1].start()] if k + 1 < len(joins) else rest
             # "PUT and PATCH are methods": a bare subject before "and" is not a clause of its own.
             if _says_more(tuple(tokens(current)), words) and (
-                    _mentions(tuple(tokens(rest))[:SUBJECT_REACH], words) or _labelled(rest, words)):
+                    _mentions(tuple(tokens(rest))[:SUBJECT_REACH], words) or _labelled(following, words)):
                 out.append(current)
                 current = ""
             else:
@@ -192,11 +194,9 @@ def split_clauses(sentence: Sentence, subjects: list[Subject]) -> list[str]:
 _BRACKETED = re.compile(r"\(([^()]*)\)")
 
 
-def _labelled(rest: str, words) -> bool:
-    """Whether the next piece (to the next "and", "or" or comma) names a subject in brackets,
+def _labelled(piece: str, words) -> bool:
+    """Whether a piece (up to the next "and", "or" or comma) names a subject in brackets,
     however far in: "or checks it with the public key (RS256)" is about RS256."""
-    nxt = _JOIN.search(rest)
-    piece = rest[:nxt.start()] if nxt else rest
     return any(_mentions(tuple(tokens(b)), words) for b in _BRACKETED.findall(piece))
 
 
