@@ -282,6 +282,15 @@ def test_a_concept_shown_only_by_meaning_is_partial_and_one_sentence_lends_meani
     assert r.score < 6
 
 
+def test_a_part_of_a_long_sentence_lends_its_meaning(bank, grader_):
+    # As one vector the whole sentence sits far from the mapping concept; its first part says it.
+    r = grade(bank, grader_, "orm",
+              "It is a library that lets you treat the rows of your tables as ordinary objects in your programming "
+              "language, so you call methods on them and never write the query text by hand.")
+    mapping = next(c for c in r.concepts if c.name.startswith("Maps tables"))
+    assert mapping.via == "semantic" and 0 < mapping.credit < 1
+
+
 def test_what_a_sentence_shows_by_its_terms_counts_against_what_it_lends_by_meaning(bank, grader_):
     # Two clauses, two concepts by their terms: nothing left over for slower writes or storage.
     r = grade(bank, grader_, "database-indexes",

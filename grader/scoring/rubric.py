@@ -224,14 +224,14 @@ class RubricScorer:
         self._own: dict[int, tuple[Rubric, str, tuple[str, ...]]] = {}
 
     def texts(self, p: Prepared) -> list[str]:
-        """Sentences, concept descriptions, misconception statements and the model answer's sentences."""
+        """Sentences and the parts of long ones, concept descriptions, misconception statements and the
+        model answer's sentences."""
         if p.empty or p.item.rubric is None:
             return []
         rubric = p.item.rubric
-        units = [s.text for s in p.sentences[:MAX_SENTENCES]]
-        if rubric.misconceptions:
-            units += [t for s in p.sentences[:MAX_SENTENCES] for t in segments(s)]
-        return units + list(self._question_texts(rubric, p.item.question.model_answer))
+        sents = p.sentences[:MAX_SENTENCES]
+        return ([s.text for s in sents] + [t for s in sents for t in segments(s)]
+                + list(self._question_texts(rubric, p.item.question.model_answer)))
 
     def _question_texts(self, rubric: Rubric, model_answer: str) -> tuple[str, ...]:
         known = self._own.get(id(rubric))
@@ -283,7 +283,7 @@ class RubricScorer:
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
             wrong |= {m.evidence for m in auto}
         misconceptions += auto
-        concepts = self._concepts(rubric, lent, claims, facts, sents, svecs, stacked, wrong)
+        concepts = self._concepts(rubric, lent, claims, facts, sents, svecs, vec, stacked, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -341,12 +341,33 @@ class RubricScorer:
                 break
         return out
 
+    @staticmethod
+    def _closeness(rubric: Rubric, sents, svecs: np.ndarray, vec: Mapping[str, np.ndarray],
+                   stacked: S.Stacked) -> np.ndarray:
+        """(concepts, sentences) closeness of each sentence, or of its closest part, to each
+        concept: a long sentence that says several things dilutes each in one vector ("treat rows
+        as ordinary objects …, so … it builds the query" sits 0.37 from the mapping concept, its
+        first part 0.66).  A part naming another subject of a comparison lends nothing to this
+        one's concepts."""
+        units = [(j, t) for j, s in enumerate(sents) for t in segments(s)]
+        if not units:
+            return S.concept_closeness(rubric.concepts, stacked, svecs)
+        both = S.concept_closeness(rubric.concepts, stacked, np.vstack([svecs, *(vec[t] for _, t in units)]))
+        sims, part = both[:, :len(sents)], both[:, len(sents):]
+        if rubric.subjects:
+            about = [clause_subject(analyse(t)[0], rubric.subjects) for _, t in units]
+            other = np.array([[c.subject is not None and a not in (None, c.subject) for a in about]
+                              for c in rubric.concepts])
+            part = np.where(other, -1.0, part)
+        np.maximum.at(sims.T, [j for j, _ in units], part.T)
+        return sims
+
     def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
-                  stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
+                  vec: Mapping[str, np.ndarray], stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
-        sentence about its subject (one concept per clause of it, or per WORDS_PER_MEANING words,
-        less those its terms show)."""
-        sims = S.concept_closeness(rubric.concepts, stacked, svecs)  # concepts x sentences
+        sentence about its subject, or a part of it (one concept per clause of the sentence, or per
+        WORDS_PER_MEANING words, less those its terms show)."""
+        sims = self._closeness(rubric, sents, svecs, vec, stacked)  # concepts x sentences
         spoken: list[set[str | None]] | None = None
         for i, more in enumerate(lent):
             if not more or claims[i].shown is not None:
