@@ -67,6 +67,9 @@ def test_hedges_attributions_and_tautologies_are_not_firm_claims():
     assert firm("Some people think PATCH replaces the whole resource; it does not.")[0] is False
     assert not any(firm("PUT is PUT and PATCH is PATCH."))
     assert firm("PATCH might not be idempotent.") == [True]
+    # Not knowing is a guess in the first person only: the server not knowing you is a claim.
+    assert not any(firm("I honestly don't know, PATCH is a partial update."))
+    assert firm("401 is when we don't know who you are.") == [True]
     # A name spelled out says nothing more than the name; spelled out and explained, it does.
     assert firm("An ORM is an object-relational mapper, it does object-relational mapping.") == [False]
     assert firm("MVT stands for Model, View, Template.") == [False]

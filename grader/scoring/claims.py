@@ -25,9 +25,10 @@ _JOIN = re.compile(r",?\s+\b(?:and|or|whereas)\b\s+|,\s+", re.IGNORECASE)
 # first SUBJECT_REACH words ("and python manage.py migrate applies them").
 SUBJECT_REACH = 5
 # Words that make a clause a guess rather than a claim.  "might" and "could" are left out:
-# "PATCH might not be idempotent" is a precise, correct claim.
+# "PATCH might not be idempotent" is a precise, correct claim; not knowing is a guess only in
+# the first person ("401 when we don't know who you are" is a claim).
 HEDGES = (
-    "maybe", "perhaps", "possibly", "i guess", "not sure", "do not know", "no idea", "or something",
+    "maybe", "perhaps", "possibly", "i guess", "not sure", "i do not know", "i have no idea", "or something",
     "i am not certain", "not certain", "i forget", "no clue", "just guessing", "some kind of", "something like that",
 )
 # Words that put a claim in someone else's mouth: "some people think PATCH replaces...".
