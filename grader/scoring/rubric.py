@@ -263,11 +263,15 @@ class RubricScorer:
              stacked: S.Stacked) -> Evidence:
         rubric = p.item.rubric
         sents = p.sentences[:MAX_SENTENCES]
-        svecs = np.stack([vec[s.text] for s in sents])
+        # Sentences, then the parts of long ones, each with the index of the sentence it stands in:
+        # misconceptions and concepts are both held against all of them.
+        units = [(s.text, s) for s in sents] + [(t, s) for s in sents for t in segments(s)]
+        owner = list(range(len(sents))) + [j for j, s in enumerate(sents) for _ in segments(s)]
+        uvecs = np.stack([vec[t] for t, _ in units])
         parts = clauses(p.sentences, rubric.subjects, p.item.question.question)
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
-        misconceptions = self._stated(p, rubric, parts, facts, sents, vec, vocab, stacked)
+        misconceptions = self._stated(p, rubric, parts, facts, units, uvecs, vocab, stacked)
         # A sentence stating a misconception is evidence for no concept: first those the
         # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
@@ -283,7 +287,7 @@ class RubricScorer:
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
             wrong |= {m.evidence for m in auto}
         misconceptions += auto
-        concepts = self._concepts(rubric, lent, claims, facts, sents, svecs, vec, stacked, wrong)
+        concepts = self._concepts(rubric, lent, claims, facts, sents, units, uvecs, owner, stacked, wrong)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -296,15 +300,12 @@ class RubricScorer:
         return Evidence(signals=[keywords, claimed_share(parts, wrong)], concepts=concepts,
                         misconceptions=misconceptions, flags=flags)
 
-    def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, sents, vec,
+    def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, units, uvecs: np.ndarray,
                 vocab: Vocabulary, stacked: S.Stacked) -> list[MisconceptionResult]:
         """Misconceptions stated by their terms in a firm clause, or by a sentence's meaning (about
         the same subject, with the same polarity)."""
         out: list[MisconceptionResult] = []
         firm_parts = [c for c in parts if c.firm]
-        # Sentences, and the parts of long ones, each with the sentence it stands in.
-        units = [(s.text, s) for s in sents] + [(t, s) for s in sents for t in segments(s)]
-        uvecs = np.stack([vec[t] for t, _ in units])
         correct = correct_statements(rubric, p.item.question.model_answer)
         right = np.max(stacked(correct) @ uvecs.T, axis=0)
         for m in rubric.misconceptions:
@@ -342,32 +343,32 @@ class RubricScorer:
         return out
 
     @staticmethod
-    def _closeness(rubric: Rubric, sents, svecs: np.ndarray, vec: Mapping[str, np.ndarray],
+    def _closeness(rubric: Rubric, units, uvecs: np.ndarray, owner: list[int], n: int,
                    stacked: S.Stacked) -> np.ndarray:
         """(concepts, sentences) closeness of each sentence, or of its closest part, to each
         concept: a long sentence that says several things dilutes each in one vector ("treat rows
         as ordinary objects …, so … it builds the query" sits 0.37 from the mapping concept, its
         first part 0.66).  A part naming another subject of a comparison lends nothing to this
-        one's concepts."""
-        units = [(j, t) for j, s in enumerate(sents) for t in segments(s)]
-        if not units:
-            return S.concept_closeness(rubric.concepts, stacked, svecs)
-        both = S.concept_closeness(rubric.concepts, stacked, np.vstack([svecs, *(vec[t] for _, t in units)]))
-        sims, part = both[:, :len(sents)], both[:, len(sents):]
+        one's concepts.  `units` are the n sentences, then their parts (`owner`: each unit's sentence)."""
+        both = S.concept_closeness(rubric.concepts, stacked, uvecs)
+        sims, part = both[:, :n], both[:, n:]
+        if len(units) == n:
+            return sims
         if rubric.subjects:
-            about = [clause_subject(analyse(t)[0], rubric.subjects) for _, t in units]
+            about = [clause_subject(analyse(t)[0], rubric.subjects) for t, _ in units[n:]]
             other = np.array([[c.subject is not None and a not in (None, c.subject) for a in about]
                               for c in rubric.concepts])
             part = np.where(other, -1.0, part)
-        np.maximum.at(sims.T, [j for j, _ in units], part.T)
+        np.maximum.at(sims.T, owner[n:], part.T)
         return sims
 
-    def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents, svecs,
-                  vec: Mapping[str, np.ndarray], stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
+    def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents,
+                  units, uvecs: np.ndarray, owner: list[int], stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject, or a part of it (one concept per clause of the sentence, or per
         WORDS_PER_MEANING words, less those its terms show)."""
-        sims = self._closeness(rubric, sents, svecs, vec, stacked)  # concepts x sentences
+        sims = self._closeness(rubric, units, uvecs, owner, len(sents), stacked)  # concepts x sentences
+        svecs = uvecs[:len(sents)]
         spoken: list[set[str | None]] | None = None
         for i, more in enumerate(lent):
             if not more or claims[i].shown is not None:
