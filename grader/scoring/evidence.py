@@ -28,7 +28,9 @@ class Evidence(BaseModel):
 
     def merged(self, other: "Evidence") -> "Evidence":
         """This evidence and another's, side by side."""
-        return Evidence(
+        # Both sides were validated when built; validating their lists again cost a tenth
+        # of a warm batch.
+        return Evidence.model_construct(
             signals=self.signals + other.signals, concepts=self.concepts + other.concepts,
             misconceptions=self.misconceptions + other.misconceptions,
             flags=self.flags + [f for f in other.flags if f not in self.flags],

@@ -180,13 +180,17 @@ class Vocabulary:
     def may_show(self, term: str) -> bool:
         """False when the term cannot match any sentence of the answer."""
         words = _compile(term)
-        return bool(words) and all(self._shows(r, st) for r, st in words)
-
-    def _shows(self, raw: str, st: str) -> bool:
-        known = self._seen.get((raw, st))
-        if known is None:
-            known = self._seen[(raw, st)] = shows_word(raw, st, self._all)
-        return known
+        if not words:
+            return False
+        # A plain loop: this runs for every term of the rubric on every answer.
+        seen = self._seen
+        for word in words:
+            known = seen.get(word)
+            if known is None:
+                known = seen[word] = shows_word(word[0], word[1], self._all)
+            if not known:
+                return False
+        return True
 
 
 # A claim of what a thing *is* needs that verb in the answer too: "POST needs an idempotency
