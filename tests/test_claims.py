@@ -109,7 +109,8 @@ def test_a_sentence_stating_a_swapped_claim_shows_no_other_concept(bank, grader_
     r = grade(bank, grader_, "put-vs-patch",
               "PATCH sends the complete representation and replaces the whole resource, which is why JSON "
               "Merge Patch payloads are large.")
-    assert any(m.via == "swapped" for m in r.misconceptions)
+    # Found as the rubric's own misconception (its terms, said of PATCH), so not again as a swap.
+    assert [m.name for m in r.misconceptions] == ["PATCH replaces the whole resource"]
     assert not [c.name for c in r.concepts if c.credit > 0]  # not "Payload size and use" from it either
 
 
@@ -162,6 +163,33 @@ def test_a_misconception_with_a_subject_counts_only_in_a_clause_about_it(bank, g
     right = grade(bank, grader_, "status-codes",
                   "404 is for a resource that does not exist, and 500 is for when the server crashed.")
     assert not right.misconceptions
+
+
+def test_a_claim_term_opening_with_a_subject_is_stated_of_it_by_pronoun(bank, grader_):
+    # "fastapi batteries included": "it" in a clause about FastAPI says the same.
+    said = grade(bank, grader_, "flask-django-fastapi",
+                 "FastAPI is fast because Pydantic does the validation, and it's batteries-included "
+                 "with its own ORM and admin.")
+    assert ("FastAPI is batteries-included", "terms") in [(m.name, m.via) for m in said.misconceptions]
+    # Its clause states one wrong claim, counted once: not also as Django's concept said of FastAPI.
+    assert not any(m.via == "swapped" for m in said.misconceptions)
+    # Said of Django, the same words are right.
+    right = grade(bank, grader_, "flask-django-fastapi",
+                  "Django is the big one, and it's batteries-included with its own ORM and admin.")
+    assert "FastAPI is batteries-included" not in [m.name for m in right.misconceptions]
+
+
+def test_a_sentence_stating_a_misconception_still_swaps_roles(bank, grader_):
+    # The misconception's terms find the logic in the template; the same sentence gives the view
+    # the page: both wrong claims count, though the sentence shows no concept.
+    r = grade(bank, grader_, "django-mvt",
+              "In Django's MVT the View is the HTML page the user sees and the Template is where the Python "
+              "logic that handles the request and queries the database lives.")
+    via = {m.via: m.name for m in r.misconceptions}
+    assert "terms" in via and "swapped" in via
+    # The template clause's wrong claim counts once; the view clause's is the swap.
+    assert "said of view" in via["swapped"] and len(r.misconceptions) == 2
+    assert not any(c.via == "terms" for c in r.concepts)
 
 
 def test_a_key_said_of_the_right_algorithm_is_no_misconception(bank, grader_):

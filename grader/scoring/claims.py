@@ -159,6 +159,31 @@ def _key(subjects: list[Subject]):
     return tuple((s.name, tuple(s.terms)) for s in subjects)
 
 
+# A claim's rest must say something of its own: "is idempotent" of a clause about POST
+# could be the contrast "unlike PUT, which is idempotent", "includes an ORM" hardly so.
+LED_MIN_CONTENT = 2
+
+
+@lru_cache(maxsize=16_384)
+def _subject_led(term: str, words) -> tuple[str, str] | None:
+    toks = tokens(term)
+    for name, phrases in words:
+        for phrase in phrases:
+            n = len(phrase)
+            rest = toks[n:]
+            if n and tuple(toks[:n]) == phrase and rest and rest[0] not in ("and", "or") \
+                    and sum(1 for t in rest if t not in STOPWORDS) >= LED_MIN_CONTENT:
+                return name, " ".join(rest)
+    return None
+
+
+def subject_led(term: str, subjects: list[Subject]) -> tuple[str, str] | None:
+    """(subject, the rest) of a claim term that opens with a subject's name ("fastapi batteries
+    included"): a clause about that subject states the rest ("FastAPI is fast, and it's
+    batteries-included"). None for any other term."""
+    return _subject_led(term, _subject_words(_key(subjects))) if subjects else None
+
+
 def named_subjects(sentence: Sentence, subjects: list[Subject]) -> set[str]:
     """The subjects a sentence names anywhere in it."""
     return {name for _, name in _mentions(sentence.all_tokens, _subject_words(_key(subjects)))}

@@ -15,10 +15,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from grader.models import Concept, ConceptResult, MisconceptionResult, Rubric, Signal
+from grader.models import Concept, ConceptResult, Misconception, MisconceptionResult, Rubric, Signal
 from grader.scoring import flags as F
 from grader.scoring import similarity as S
-from grader.scoring.claims import Clause, clause_subject, clauses, named_subjects, segments
+from grader.scoring.claims import Clause, clause_subject, clauses, named_subjects, segments, subject_led
 from grader.scoring.evidence import Evidence
 from grader.scoring.exemplars import lent_statements, well_graded_sentences
 from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
@@ -177,12 +177,17 @@ class _Claim:
         self.hedged = False
 
 
-def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary) -> _Claim:
+def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], said: set[int]) -> _Claim:
+    """What the clauses claim of the concept. A clause of a `wrong` sentence (one stating a
+    misconception) shows it not, but may swap or deny it, unless that clause is the one `said`
+    to state the misconception: its wrong claim is counted once."""
     out = _Claim()
     terms = [t for t in concept.terms if vocab.may_show(t)]
     if not terms:
         return out
     for clause in parts:
+        if id(clause.part) in said:
+            continue
         hits = [h for h in (find_in_sentence(t, clause.part) for t in terms) if h]
         if not hits:
             continue
@@ -204,6 +209,8 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary) -> _Claim:
         if no:
             if concept.subject is not None and clause.subject == concept.subject and out.denied is None:
                 out.denied = clause
+            continue
+        if clause.sentence.text in wrong:
             continue
         out.shown = clause
         break
@@ -271,17 +278,16 @@ class RubricScorer:
         parts = clauses(p.sentences, rubric.subjects, p.item.question.question)
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
-        misconceptions = self._stated(p, rubric, parts, facts, units, uvecs, vocab, stacked)
+        misconceptions, said = self._stated(p, rubric, parts, facts, units, uvecs, vocab, stacked)
         # A sentence stating a misconception is evidence for no concept: first those the
         # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
-        claims = [_claim(c, [x for x in parts if x.sentence.text not in stated], vocab) for c in rubric.concepts]
+        claims = [_claim(c, parts, vocab, stated, said) for c in rubric.concepts]
         auto = _claimed_wrong(rubric.concepts, claims)
         wrong = stated | {m.evidence for m in auto}
         if wrong != stated:
             # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
-            kept = [x for x in parts if x.sentence.text not in wrong]
-            claims = [_claim(c, kept, vocab) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
+            claims = [_claim(c, parts, vocab, wrong, said) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
                       for c, cl in zip(rubric.concepts, claims)]
             named = {m.name for m in auto}
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
@@ -301,19 +307,24 @@ class RubricScorer:
                         misconceptions=misconceptions, flags=flags)
 
     def _stated(self, p: Prepared, rubric: Rubric, parts: list[Clause], facts: _SentenceFacts, units, uvecs: np.ndarray,
-                vocab: Vocabulary, stacked: S.Stacked) -> list[MisconceptionResult]:
+                vocab: Vocabulary, stacked: S.Stacked) -> tuple[list[MisconceptionResult], set[int]]:
         """Misconceptions stated by their terms in a firm clause, or by a sentence's meaning (about
-        the same subject, with the same polarity)."""
+        the same subject, with the same polarity); and the clauses that state them (by `id` of
+        their part: every clause of a sentence convicted by meaning)."""
         out: list[MisconceptionResult] = []
+        stating: set[int] = set()
         firm_parts = [c for c in parts if c.firm]
         correct = correct_statements(rubric, p.item.question.model_answer)
         right = np.max(stacked(correct) @ uvecs.T, axis=0)
         for m in rubric.misconceptions:
             about_it = [c for c in firm_parts if m.subject is None or c.subject == m.subject]
             hit = find_terms(m.terms, [c.part for c in about_it], claims=True, vocab=vocab) if m.terms else None
+            if hit is None and rubric.subjects:
+                about_it, hit = self._led(m, rubric, firm_parts, vocab)
             if hit is not None:
                 evidence = next(c.sentence.text for c in about_it if c.part is hit.sentence)
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=evidence, why=m.why))
+                stating.add(id(hit.sentence))
                 continue
             if not m.statements:
                 continue
@@ -339,8 +350,23 @@ class RubricScorer:
                     continue
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=sentence.text, why=m.why,
                                                via="meaning"))
+                stating |= {id(c.part) for c in parts if c.sentence.text == sentence.text}
                 break
-        return out
+        return out, stating
+
+    @staticmethod
+    def _led(m: Misconception, rubric: Rubric, firm_parts: list[Clause], vocab: Vocabulary) -> tuple[list[Clause], Hit | None]:
+        """A claim term opening with a subject's name, its rest stated in a clause about that
+        subject (the clauses searched, and the hit)."""
+        for term in m.terms:
+            led = subject_led(term, rubric.subjects)
+            if led is None or m.subject not in (None, led[0]):
+                continue
+            about_it = [c for c in firm_parts if c.subject == led[0]]
+            hit = find_terms([led[1]], [c.part for c in about_it], claims=True, vocab=vocab) if about_it else None
+            if hit is not None:
+                return about_it, hit
+        return [], None
 
     @staticmethod
     def _closeness(rubric: Rubric, units, uvecs: np.ndarray, owner: list[int], n: int,
