@@ -45,6 +45,13 @@ def test_a_shorter_relative_of_a_word_is_no_typo_of_it():
     assert hit(["serialization"], "the serialisation format")
 
 
+def test_a_short_stem_does_not_bend_as_far_as_its_long_word():
+    # "intent" and "ident", "repeat" and "relat": two edits in a six-letter stem are other words.
+    assert not hit(["intentionally"], "the output is identical")
+    assert not hit(["repeatable read"], "the related rows are read")
+    assert hit(["intentionally"], "it was done intentionaly")
+
+
 def test_negated_misconception_is_not_claimed():
     terms = ["patch replace whole"]
     assert hit(terms, "PATCH replaces the whole resource.", claims=True)

@@ -52,7 +52,10 @@ def _fuzzy(tok_raw: str, tok_stem: str, raw: str, st: str) -> bool:
     # One stem extending the other is a relative, not a typo ("produce" is no "productivity").
     if tok_stem.startswith(st) or st.startswith(tok_stem):
         return False
-    return len(st) >= 6 and Levenshtein.distance(tok_stem, st, score_cutoff=k) <= k
+    # Stems are shorter than their words, so their budget is their own: two edits in the six
+    # letters of "intent" made "identical" a typo of "intentionally".
+    k = _typo_budget(st)
+    return k > 0 and Levenshtein.distance(tok_stem, st, score_cutoff=k) <= k
 
 
 def word_matches(tok: Token, raw: str, st: str) -> bool:
