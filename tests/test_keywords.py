@@ -52,6 +52,12 @@ def test_a_short_stem_does_not_bend_as_far_as_its_long_word():
     assert hit(["intentionally"], "it was done intentionaly")
 
 
+def test_a_two_word_claim_is_stated_in_the_passive_too():
+    assert hit(["decrypt the hash"], "At login the salted hash is decrypted again.", claims=True)
+    assert not hit(["decrypt the hash"], "The hash that decrypted nothing.", claims=True)
+    assert not hit(["decrypt the hash"], "The hash is never decrypted.", claims=True)
+
+
 def test_negated_misconception_is_not_claimed():
     terms = ["patch replace whole"]
     assert hit(terms, "PATCH replaces the whole resource.", claims=True)

@@ -92,11 +92,23 @@ def shows_word(raw: str, st: str, sentence: Sentence) -> bool:
     return raw in STOPWORDS and raw in sentence.all_tokens
 
 
+# Auxiliaries of the passive voice: "the hash is decrypted" says "decrypt the hash".
+PASSIVE_AUX = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
+
+
+def _passive(sentence: Sentence, first: int, second: int) -> bool:
+    """Whether a two-word claim stands in the passive: its second word, then an auxiliary and
+    the first word as a participle ("hash ... is decrypted" for "decrypt the hash")."""
+    toks = sentence.all_tokens
+    return second < first and toks[first - 1] in PASSIVE_AUX and toks[first].endswith(("ed", "en"))
+
+
 def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) -> Hit | None:
     """The tightest occurrence of a term's words in one sentence, or None.
 
     With `ordered`, the words must appear in the term's order: a claim's subject before its
-    verb, so "use PUT to replace a document and PATCH to modify" is not "PATCH replaces".
+    verb, so "use PUT to replace a document and PATCH to modify" is not "PATCH replaces"; a
+    two-word claim may also stand in the passive ("the salted hash is decrypted").
     """
     words = _compile(term)
     if not words:
@@ -126,7 +138,8 @@ def find_in_sentence(term: str, sentence: Sentence, *, ordered: bool = False) ->
     for combo in product(*positions):
         if len(set(combo)) < len(combo):
             continue
-        if ordered and any(a > b for a, b in zip(combo, combo[1:])):
+        if ordered and any(a > b for a, b in zip(combo, combo[1:])) and not (
+                len(combo) == 2 and _passive(sentence, combo[0], combo[1])):
             continue
         lo, hi = min(combo), max(combo)
         if hi - lo < window and (best is None or hi - lo < best[1] - best[0]):
