@@ -81,7 +81,10 @@ class Misconception(_Strict):
     name: str = Field(min_length=1, max_length=120)
     terms: list[str] = Field(
         default_factory=list,
-        description="Phrases that state the claim; matched like concept terms but only in an affirmed clause.",
+        description="Phrases that state the claim; matched like concept terms but only in an affirmed clause, "
+        "their words in order (a two-word claim also in the passive: \"the hash is decrypted\" for \"decrypt "
+        "the hash\"). A phrase opening with a subject's name also matches its rest in a clause about that "
+        "subject (\"fastapi batteries included\" in \"FastAPI is fast, and it's batteries-included\").",
     )
     statements: list[str] = Field(
         default_factory=list,

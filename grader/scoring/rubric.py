@@ -177,16 +177,16 @@ class _Claim:
         self.hedged = False
 
 
-def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], said: set[int]) -> _Claim:
+def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], stating: set[int]) -> _Claim:
     """What the clauses claim of the concept. A clause of a `wrong` sentence (one stating a
-    misconception) shows it not, but may swap or deny it, unless that clause is the one `said`
-    to state the misconception: its wrong claim is counted once."""
+    misconception) shows it not, but may swap or deny it, unless it is one of the clauses
+    `stating` the misconception (by `id` of its part): a wrong claim is counted once."""
     out = _Claim()
     terms = [t for t in concept.terms if vocab.may_show(t)]
     if not terms:
         return out
     for clause in parts:
-        if id(clause.part) in said:
+        if id(clause.part) in stating:
             continue
         hits = [h for h in (find_in_sentence(t, clause.part) for t in terms) if h]
         if not hits:
@@ -278,16 +278,16 @@ class RubricScorer:
         parts = clauses(p.sentences, rubric.subjects, p.item.question.question)
         vocab = Vocabulary(p.sentences)
         facts = _SentenceFacts(parts)
-        misconceptions, said = self._stated(p, rubric, parts, facts, units, uvecs, vocab, stacked)
+        misconceptions, stating = self._stated(p, rubric, parts, facts, units, uvecs, vocab, stacked)
         # A sentence stating a misconception is evidence for no concept: first those the
         # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
-        claims = [_claim(c, parts, vocab, stated, said) for c in rubric.concepts]
+        claims = [_claim(c, parts, vocab, stated, stating) for c in rubric.concepts]
         auto = _claimed_wrong(rubric.concepts, claims)
         wrong = stated | {m.evidence for m in auto}
         if wrong != stated:
             # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
-            claims = [_claim(c, parts, vocab, wrong, said) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
+            claims = [_claim(c, parts, vocab, wrong, stating) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
                       for c, cl in zip(rubric.concepts, claims)]
             named = {m.name for m in auto}
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
