@@ -446,7 +446,7 @@ def test_the_held_out_answers_stay_at_least_where_they_were_measured(bank, grade
         lo, hi = targets[r["kind"]]
         inside[r["kind"]] += lo <= res.score <= hi
         means.setdefault(r["question_id"], {}).setdefault(r["kind"], []).append(res.score)
-    floors = {"strong": 44, "paraphrase": 5, "partial": 18, "wrong": 17, "swapped": 18, "hedged": 21}
+    floors = {"strong": 46, "paraphrase": 8, "partial": 19, "wrong": 19, "swapped": 18, "hedged": 21}
     assert all(inside[k] >= floors[k] for k in floors), inside
 
     def mean(xs):
