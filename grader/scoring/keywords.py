@@ -92,8 +92,11 @@ def shows_word(raw: str, st: str, sentence: Sentence) -> bool:
     return raw in STOPWORDS and raw in sentence.all_tokens
 
 
+# A claim of what a thing *is* needs that verb in the answer too: "POST needs an idempotency
+# key" is no "POST is idempotent".
+COPULAS = frozenset({"is", "are", "was", "were", "be", "been", "being"})
 # Auxiliaries of the passive voice: "the hash is decrypted" says "decrypt the hash".
-PASSIVE_AUX = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
+PASSIVE_AUX = COPULAS | {"get", "gets", "got", "gotten"}
 
 
 def _passive(sentence: Sentence, first: int, second: int) -> bool:
@@ -207,11 +210,6 @@ class Vocabulary:
             if not known:
                 return False
         return True
-
-
-# A claim of what a thing *is* needs that verb in the answer too: "POST needs an idempotency
-# key" is no "POST is idempotent".
-COPULAS = frozenset({"is", "are", "was", "were", "be", "been", "being"})
 
 
 @lru_cache(maxsize=50_000)
