@@ -141,11 +141,13 @@ def test_rubric_result_explains_its_score(bank, grader_):
 
 
 def test_the_same_answer_twice_is_scored_once_and_alike(bank, grader_, monkeypatch):
-    """An answer repeated in one call (a copied answer, a resubmission) gets the result it gets
-    alone, as its own object, and the scorers see it once."""
-    from grader.scoring import Item
+    """An answer repeated in one call or a later one (a copied answer, a resubmission, the next
+    chunk of a batch) gets the result it gets alone, as its own object, and the scorers see it
+    once; the same words under another rubric object are scored afresh."""
+    from grader.scoring import Grader, Item
     from grader.scoring.rubric import RubricScorer
 
+    fresh = Grader(grader_.embedder)
     q, other = bank.get("put-vs-patch"), bank.get("orm")
     a = "PUT replaces the whole resource; PATCH changes only the fields you send."
     items = [Item(q, bank.rubrics[q.id], a), Item(other, bank.rubrics[other.id], a), Item(q, bank.rubrics[q.id], a)]
@@ -153,8 +155,14 @@ def test_the_same_answer_twice_is_scored_once_and_alike(bank, grader_, monkeypat
     score = RubricScorer.score
     monkeypatch.setattr(RubricScorer, "score", lambda self, answers, vectors: seen.append(len(answers))
                         or score(self, answers, vectors))
-    first, to_orm, again = grader_.grade_many(items)
+    first, to_orm, again = fresh.grade_many(items)
     assert seen == [2]
     assert again == first and again is not first and again.concepts is not first.concepts
     assert to_orm.question_id == "orm" and to_orm != first
-    assert first == grader_.grade(q, bank.rubrics[q.id], a)
+    later = fresh.grade(q, bank.rubrics[q.id], a)
+    assert seen == [2] and later == first and later is not first and later.concepts is not first.concepts
+    first.concepts.clear()  # a caller changing its result changes no later one
+    assert fresh.grade(q, bank.rubrics[q.id], a) == later
+    edited = bank.rubrics[q.id].model_copy(update={"concepts": bank.rubrics[q.id].concepts[:1]})
+    assert len(fresh.grade(q, edited, a).concepts) == 1 and seen == [2, 1]
+    assert later == grader_.grade(q, bank.rubrics[q.id], a)

@@ -193,15 +193,22 @@ class Vocabulary:
         self._all = Sentence("", tuple(t for s in sentences for t in s.all_tokens),
                              tuple(t for s in sentences for t in s.content), by_form, by_initial)
 
-        # Term words recur across a rubric's terms; each is looked up once per answer.
+        # Terms and their words recur across a rubric's concepts and misconceptions; each is
+        # looked up once per answer.
         self._seen: dict[tuple[str, str], bool] = {}
+        self._terms: dict[str, bool] = {}
 
     def may_show(self, term: str) -> bool:
         """False when the term cannot match any sentence of the answer."""
+        known = self._terms.get(term)
+        if known is None:
+            known = self._terms[term] = self._may_show(term)
+        return known
+
+    def _may_show(self, term: str) -> bool:
         words = _compile(term)
         if not words:
             return False
-        # A plain loop: this runs for every term of the rubric on every answer.
         seen = self._seen
         for word in words:
             known = seen.get(word)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from threading import Lock
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +32,9 @@ __all__ = ["Grader", "Item", "MAX_ANSWER_CHARS", "PairScorer", "grader_from_sett
 
 # Texts per embed call in `embed_texts`: a multiple of the usual batch size (64).
 EMBED_SLICE = 512
+# Results kept for answers that come again in later calls (a batch grades chunk by chunk, and
+# copied or stock answers recur across chunks): the oldest goes first beyond this many.
+RECENT_RESULTS = 4096
 
 
 class PairScorer(Protocol):
@@ -55,6 +59,9 @@ class Grader:
         self.trained = trained
         # The second embedding model of a calibration with a second view (else unused).
         self.second = second
+        # (question, rubric, answer) by their ids -> (question, rubric, the result's fields).
+        self._recent: dict[tuple[int, int, str], tuple[Question, Rubric | None, dict[str, Any]]] = {}
+        self._recent_lock = Lock()
         scorers: list[Scorer] = [SimilarityScorer(), RubricScorer(), ExemplarScorer()]
         if self.mix.reference_signals:
             scorers.append(ReferenceScorer(embedder, second))
@@ -95,17 +102,35 @@ class Grader:
 
     def score_prepared(self, prepared: Sequence[Prepared], vectors: dict[str, np.ndarray]) -> list[GradeResult]:
         """Every scorer's evidence for the prepared answers (texts already embedded), combined.
-        The same answer to the same question and rubric is scored once: every scorer reads
-        one answer at a time, so its result cannot depend on what else is in the call."""
-        first: dict[tuple[int, int, str], int] = {}
-        of = [first.setdefault((id(p.item.question), id(p.item.rubric), p.item.answer), i) for i, p in enumerate(prepared)]
-        if len(first) < len(prepared):
-            unique = [prepared[i] for i in first.values()]
-            scored = dict(zip(first.values(), self._score(unique, vectors)))
-            # A copy each, not a shared object; rebuilt from its fields (a deep copy took 4x longer).
-            return [scored[j] if j == i else GradeResult.model_validate(scored[j].model_dump())
-                    for i, j in enumerate(of)]
-        return self._score(prepared, vectors)
+        The same answer to the same question and rubric is scored once, in this call or a recent
+        one: every scorer reads one answer at a time, so its result cannot depend on what else
+        is in the call."""
+        out: list[GradeResult | None] = [None] * len(prepared)
+        todo: dict[tuple[int, int, str], list[int]] = {}
+        with self._recent_lock:
+            for i, p in enumerate(prepared):
+                key = (id(p.item.question), id(p.item.rubric), p.item.answer)
+                kept = self._recent.get(key)
+                # The ids are safe keys: the entry holds its question and rubric alive.
+                if kept is not None and kept[0] is p.item.question and kept[1] is p.item.rubric:
+                    out[i] = GradeResult.model_validate(kept[2])
+                else:
+                    todo.setdefault(key, []).append(i)
+        if not todo:
+            return out  # type: ignore[return-value]
+        scored = self._score([prepared[ii[0]] for ii in todo.values()], vectors)
+        with self._recent_lock:
+            for (key, ii), r in zip(todo.items(), scored):
+                # A copy each, not a shared object; rebuilt from its fields (a deep copy took 4x longer).
+                fields = r.model_dump()
+                out[ii[0]] = r
+                for i in ii[1:]:
+                    out[i] = GradeResult.model_validate(fields)
+                if len(self._recent) >= RECENT_RESULTS:
+                    self._recent.pop(next(iter(self._recent)))
+                item = prepared[ii[0]].item
+                self._recent[key] = (item.question, item.rubric, fields)
+        return out  # type: ignore[return-value]
 
     def _score(self, prepared: Sequence[Prepared], vectors: dict[str, np.ndarray]) -> list[GradeResult]:
         evidence = [Evidence() for _ in prepared]
