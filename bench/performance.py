@@ -338,10 +338,16 @@ def main() -> None:
         return
 
     # 2. Warm re-run.
-    log("2. the same batch again, caches warm ...")
-    warm = measure([grader, "batch", str(small), "--results", str(work / "r1.jsonl"), "--quiet", "--force"], env)
+    # Best of 2, as the cold side is: one timing of ten seconds is at the mercy of the neighbours.
+    log("2. the same batch again, caches warm, twice ...")
+    warms = [measure([grader, "batch", str(small), "--results", str(work / "r1.jsonl"), "--quiet", "--force"], env)
+             for _ in (1, 2)]
+    warm = min(warms, key=lambda m: m["wall"])
     speed = cold["wall"] / warm["wall"]
-    results.append(("Warm re-run: cold / warm", f"{cold['wall']:.1f} s / {warm['wall']:.1f} s = **{speed:.1f}×**",
+    runs = ", ".join(f"{m['wall']:.1f}" for m in warms)
+    results.append(("Warm re-run: cold / warm (best of 2 each)",
+                    f"{cold['wall']:.1f} s / {warm['wall']:.1f} s = **{speed:.1f}×** "
+                    f"(warm runs {runs} s)",
                     "≥ 10×", "pass" if speed >= 10 else "FAIL"))
 
     # 3. Start-up.
