@@ -258,3 +258,18 @@ def test_groups_put_alike_answers_together_and_suggest_what_to_grade(tmp_path, g
     r = run("groups", answers, "-f", "json", "--graded", graded)
     twin = next(g for g in json.loads(r.stdout)["groups"] if g["size"] == 4)
     assert twin["suggest"] == 0 and twin["covered"] == pytest.approx(1.0) and "covered" in twin["why"]
+
+
+def test_the_groups_table_reads_in_an_80_column_terminal(tmp_path):
+    """The representative answer wraps in a wide cell of its own, not a word per line."""
+    import os
+
+    answer = "An index keeps a sorted copy of a column so the database finds rows without reading the whole table."
+    answers = tmp_path / "a.csv"
+    answers.write_text(f'candidate,question_id,answer\nana,database-indexes,"{answer}"\n', encoding="utf-8")
+    r = run("groups", answers, env=dict(os.environ, COLUMNS="80"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and max(len(x) for x in lines) <= 80
+    assert any("database-indexes · group 1: ana: An index keeps a" in x for x in lines), r.stdout
+    assert any("an answer unlike the others" in x for x in lines), r.stdout

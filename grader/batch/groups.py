@@ -153,7 +153,7 @@ def _suggest(groups: list[AnswerGroup]) -> None:
     open_.sort(key=lambda gu: (-gu[0].size, -gu[1], gu[0].question_id, gu[0].group))
     for rank, (g, uncertainty) in enumerate(open_, start=1):
         g.suggest = rank
-        parts = [f"{g.size} answer{'s' * (g.size != 1)} alike"]
+        parts = [f"{g.size} answers alike" if g.size > 1 else "an answer unlike the others"]
         if uncertainty >= 0.5:
             parts.append("uncertain zero-shot score")
         if g.covered is not None:

@@ -43,16 +43,20 @@ def groups(
     if format_ == ListFormat.json:
         typer.echo(result.model_dump_json(indent=2))
         return
+    # Question, representative and why share one wrapping cell: seven columns side by side left
+    # the representative a word per line at 80 columns.
     t = Table(title=f"{escape(result.source)}: {result.answers} answers · {result.questions} questions · "
-                    f"{len(result.groups)} groups")
-    for col in ("grade", "question", "group", "size", "mean score", "representative", "why"):
-        t.add_column(col, justify="right" if col in ("grade", "group", "size", "mean score") else "left",
-                     no_wrap=col != "representative" and col != "why", ratio=2 if col == "representative" else None)
+                    f"{len(result.groups)} groups", show_lines=True)
+    t.add_column("grade", justify="right", no_wrap=True)
+    t.add_column("size", justify="right", no_wrap=True)
+    t.add_column("mean", justify="right", no_wrap=True)
+    t.add_column("question · group: representative, and why")
     for g in sorted(result.groups, key=lambda g: (g.suggest == 0, g.suggest, g.question_id, g.group)):
-        answer = g.answer if len(g.answer) <= 60 else g.answer[:57] + "..."
-        t.add_row(str(g.suggest or "-"), escape(g.question_id), str(g.group), str(g.size),
+        answer = g.answer if len(g.answer) <= 120 else g.answer[:117] + "..."
+        t.add_row(str(g.suggest or "-"), str(g.size),
                   "-" if g.mean_score is None else f"{g.mean_score:g}/{g.max_score:g}",
-                  escape(f"{g.representative.candidate}: {answer}"), escape(g.why))
+                  f"[bold]{escape(g.question_id)}[/] · group {g.group}: {escape(g.representative.candidate)}: "
+                  f"{escape(answer)}\n[dim]{escape(g.why)}[/]")
     console().print(t)
     if out is not None:
         console(stderr=True).print(f"wrote {escape(str(out))}")
