@@ -166,3 +166,24 @@ def test_the_same_answer_twice_is_scored_once_and_alike(bank, grader_, monkeypat
     edited = bank.rubrics[q.id].model_copy(update={"concepts": bank.rubrics[q.id].concepts[:1]})
     assert len(fresh.grade(q, edited, a).concepts) == 1 and seen == [2, 1]
     assert later == grader_.grade(q, bank.rubrics[q.id], a)
+
+
+def test_a_grader_keeps_only_its_most_recent_results(bank, grader_, monkeypatch):
+    """Kept results are bounded: beyond RECENT_RESULTS the oldest is scored again."""
+    from grader.scoring import Grader, Item, pipeline
+    from grader.scoring.rubric import RubricScorer
+
+    monkeypatch.setattr(pipeline, "RECENT_RESULTS", 2)
+    fresh = Grader(grader_.embedder)
+    q = bank.get("docker")
+    answers = ["Docker packages an app with its libraries.", "A container shares the host kernel.",
+               "An image is built from a Dockerfile."]
+    seen: list[list[str]] = []
+    score = RubricScorer.score
+    monkeypatch.setattr(RubricScorer, "score", lambda self, ps, vectors: seen.append([p.item.answer for p in ps])
+                        or score(self, ps, vectors))
+    for a in answers:
+        fresh.grade(q, bank.rubrics[q.id], a)
+    fresh.grade(q, bank.rubrics[q.id], answers[2])  # kept
+    fresh.grade(q, bank.rubrics[q.id], answers[0])  # the oldest, gone
+    assert seen == [[a] for a in answers] + [[answers[0]]]
