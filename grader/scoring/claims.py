@@ -177,11 +177,14 @@ def _subject_led(term: str, words) -> tuple[str, str] | None:
     return None
 
 
-def subject_led(term: str, subjects: list[Subject]) -> tuple[str, str] | None:
-    """(subject, the rest) of a claim term that opens with a subject's name ("fastapi batteries
-    included"): a clause about that subject states the rest ("FastAPI is fast, and it's
-    batteries-included"). None for any other term."""
-    return _subject_led(term, _subject_words(_key(subjects))) if subjects else None
+def subject_led(terms: list[str], subjects: list[Subject]) -> list[tuple[str, str]]:
+    """(subject, the rest) of each claim term that opens with a subject's name ("fastapi batteries
+    included"), in order: a clause about that subject states the rest ("FastAPI is fast, and it's
+    batteries-included"). Other terms are left out."""
+    if not subjects:
+        return []
+    words = _subject_words(_key(subjects))  # once for all the terms
+    return [led for t in terms if (led := _subject_led(t, words)) is not None]
 
 
 def named_subjects(sentence: Sentence, subjects: list[Subject]) -> set[str]:

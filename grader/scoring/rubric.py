@@ -358,12 +358,11 @@ class RubricScorer:
     def _led(m: Misconception, rubric: Rubric, firm_parts: list[Clause], vocab: Vocabulary) -> tuple[list[Clause], Hit | None]:
         """A claim term opening with a subject's name, its rest stated in a clause about that
         subject (the clauses searched, and the hit)."""
-        for term in m.terms:
-            led = subject_led(term, rubric.subjects)
-            if led is None or m.subject not in (None, led[0]):
+        for subject, rest in subject_led(m.terms, rubric.subjects):
+            if m.subject not in (None, subject):
                 continue
-            about_it = [c for c in firm_parts if c.subject == led[0]]
-            hit = find_terms([led[1]], [c.part for c in about_it], claims=True, vocab=vocab) if about_it else None
+            about_it = [c for c in firm_parts if c.subject == subject]
+            hit = find_terms([rest], [c.part for c in about_it], claims=True, vocab=vocab) if about_it else None
             if hit is not None:
                 return about_it, hit
         return [], None
