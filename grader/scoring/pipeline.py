@@ -111,8 +111,9 @@ class Grader:
             for i, p in enumerate(prepared):
                 key = (id(p.item.question), id(p.item.rubric), p.item.answer)
                 kept = self._recent.get(key)
-                # The ids are safe keys: the entry holds its question and rubric alive.
-                if kept is not None and kept[0] is p.item.question and kept[1] is p.item.rubric:
+                # The ids are safe keys: each entry holds its question and rubric alive, so no
+                # other object can have their ids while it is kept.
+                if kept is not None:
                     out[i] = GradeResult.model_validate(kept[2])
                 else:
                     todo.setdefault(key, []).append(i)
