@@ -12,7 +12,7 @@ from grader.bank import load_bank, load_exemplars, validate_rubrics
 from grader.errors import InputError
 from grader.models import Subject
 from grader.scoring.claims import clauses, segments
-from grader.scoring.flags import HEDGED, TAUTOLOGY
+from grader.scoring.flags import HEDGED, KEYWORD_LIST, TAUTOLOGY
 from grader.text import analyse, clean
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,6 +247,23 @@ def test_a_hedged_list_earns_nothing_and_is_flagged(bank, grader_):
     assert r.score <= 3
     assert HEDGED in r.flags
     assert not any(c.via == "terms" for c in r.concepts)
+
+
+def test_a_keyword_list_says_nothing_of_a_subject_it_does_not_name(bank, grader_):
+    # Which of the two things compared has which property is the question; a bare run of
+    # terms does not say, so it earns no concept about either, while naming them does.
+    bare = grade(bank, grader_, "put-vs-patch", "whole resource, full replacement, partially, specific fields, "
+                 "idempotency, json merge patch")
+    named = grade(bank, grader_, "put-vs-patch", "PUT: whole resource, full replacement, idempotency; "
+                  "PATCH: partially, specific fields, json merge patch")
+    swapped = grade(bank, grader_, "put-vs-patch", "PATCH: whole resource, full replacement, idempotency; "
+                    "PUT: partially, specific fields, json merge patch")
+    about = {"PUT replaces the whole resource", "PATCH is a partial update"}
+    assert all(KEYWORD_LIST in r.flags for r in (bare, named, swapped))
+    assert not [c.name for c in bare.concepts if c.name in about and c.credit > 0]
+    assert all(c.credit == 1.0 for c in named.concepts if c.name in about)
+    assert {m.via for m in swapped.misconceptions} == {"swapped"}
+    assert swapped.score < bare.score < named.score
 
 
 def test_a_tautology_earns_nothing_and_is_flagged(bank, grader_):

@@ -177,10 +177,12 @@ class _Claim:
         self.hedged = False
 
 
-def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], stating: set[int]) -> _Claim:
+def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], stating: set[int], *,
+           listing: bool = False) -> _Claim:
     """What the clauses claim of the concept. A clause of a `wrong` sentence (one stating a
     misconception) shows it not, but may swap or deny it, unless it is one of the clauses
-    `stating` the misconception (by `id` of its part): a wrong claim is counted once."""
+    `stating` the misconception (by `id` of its part): a wrong claim is counted once.  In a
+    `listing` (a keyword list) a concept about a subject is shown only beside that subject's name."""
     out = _Claim()
     terms = [t for t in concept.terms if vocab.may_show(t)]
     if not terms:
@@ -205,6 +207,9 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[
             negated = any(t in _POLARITY for t in clause.part.all_tokens[:hit.end + 1])
             if not negated and out.swapped is None:
                 out.swapped = clause
+            continue
+        if listing and concept.subject is not None and clause.subject is None:
+            # "partial update, idempotent, entire resource" says of neither PUT nor PATCH which it is.
             continue
         if no:
             if concept.subject is not None and clause.subject == concept.subject and out.denied is None:
@@ -282,18 +287,19 @@ class RubricScorer:
         # A sentence stating a misconception is evidence for no concept: first those the
         # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
-        claims = [_claim(c, parts, vocab, stated, stating) for c in rubric.concepts]
+        listing = F.KEYWORD_LIST in p.flags
+        claims = [_claim(c, parts, vocab, stated, stating, listing=listing) for c in rubric.concepts]
         auto = _claimed_wrong(rubric.concepts, claims)
         wrong = stated | {m.evidence for m in auto}
         if wrong != stated:
             # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
-            claims = [_claim(c, parts, vocab, wrong, stating) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
+            claims = [_claim(c, parts, vocab, wrong, stating, listing=listing) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
                       for c, cl in zip(rubric.concepts, claims)]
             named = {m.name for m in auto}
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
             wrong |= {m.evidence for m in auto}
         misconceptions += auto
-        concepts = self._concepts(rubric, lent, claims, facts, sents, units, uvecs, owner, stacked, wrong)
+        concepts = self._concepts(rubric, lent, claims, facts, sents, units, uvecs, owner, stacked, wrong, listing)
         shown = [c.name for c in concepts if c.matched]
         flags = []
         if any(cl.hedged and cl.shown is None for cl in claims):
@@ -388,7 +394,8 @@ class RubricScorer:
         return sims
 
     def _concepts(self, rubric: Rubric, lent: list[tuple[str, ...]], claims: list[_Claim], facts: _SentenceFacts, sents,
-                  units, uvecs: np.ndarray, owner: list[int], stacked: S.Stacked, wrong: set[str]) -> list[ConceptResult]:
+                  units, uvecs: np.ndarray, owner: list[int], stacked: S.Stacked, wrong: set[str],
+                  listing: bool = False) -> list[ConceptResult]:
         """Each concept's result: shown by terms, else partial credit by meaning from a firm
         sentence about its subject, or a part of it (one concept per clause of the sentence, or per
         WORDS_PER_MEANING words, less those its terms show)."""
@@ -412,7 +419,7 @@ class RubricScorer:
         for i, c in enumerate(rubric.concepts):
             for j, s in enumerate(sents):
                 about = facts.subjects_of.get(s.text, {None})
-                elsewhere = c.subject is not None and None not in about and c.subject not in about
+                elsewhere = c.subject is not None and (listing or None not in about) and c.subject not in about
                 if s.text in wrong or s.text not in facts.firm or elsewhere or claims[i].shown is not None:
                     sims[i, j] = -1.0
         # Strongest pairs first; a sentence lends its meaning to a few concepts at most: one per
