@@ -147,6 +147,16 @@ def test_a_denial_governs_its_own_item_of_a_list(bank, grader_):
     assert not _via_terms(r, "Client errors 400 and 404")
 
 
+def test_a_denial_reaches_every_item_of_an_or_list(bank, grader_):
+    # The fact the question is about: select_related cannot follow either kind of relation.
+    denied = grade(bank, grader_, "select-related-vs-prefetch-related",
+                   "select_related works for forward foreign keys, not for reverse foreign keys or many-to-many.")
+    stated = grade(bank, grader_, "select-related-vs-prefetch-related",
+                   "select_related works for forward foreign keys, for reverse foreign keys and for many-to-many.")
+    assert not denied.misconceptions
+    assert "select_related for many-to-many" in {m.name for m in stated.misconceptions}
+
+
 def test_a_term_the_concept_itself_says_under_a_denial_is_shown_by_one(bank, grader_):
     # The concept says "passwords are never kept in plaintext": so does this answer.
     r = grade(bank, grader_, "password-hashing", "Never store plaintext; store a slow salted hash such as Argon2.")

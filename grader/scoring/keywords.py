@@ -165,6 +165,9 @@ def _negation_context(term: str) -> tuple[int, int]:
     return sum(1 for t in toks if t in NEGATIONS), lead
 
 
+_OR = frozenset({"or", "nor"})
+
+
 def is_negated(hit: Hit) -> bool:
     """Whether a negation stands inside the hit or just before it (beyond the term's own).
 
@@ -172,8 +175,15 @@ def is_negated(hit: Hit) -> bool:
     say that just escape the quotes" the term "just escape the quotes" starts at "just".
     """
     own, lead = _negation_context(hit.term)
+    toks = hit.sentence.all_tokens
     lo = max(0, hit.start - lead - NEGATION_LOOKBACK)
-    found = sum(1 for t in hit.sentence.all_tokens[lo : hit.end + 1] if t in NEGATIONS)
+    # A denial reaches every item of an "or" list: "not for reverse foreign keys or many-to-many"
+    # denies both, so the reach starts again before the "or".
+    for k in range(hit.start - lead - 1, lo - 1, -1):
+        if toks[k] in _OR:
+            lo = max(0, k - NEGATION_LOOKBACK - 1)
+            break
+    found = sum(1 for t in toks[lo : hit.end + 1] if t in NEGATIONS)
     return found > own
 
 
