@@ -43,9 +43,13 @@ ATTRIBUTIONS = (
 )
 # Words after which a subject is the thing contrasted or acted on, not the clause's subject.
 _ARTICLES = frozenset({"a", "an", "the"})
-_CONTRASTED_BY = frozenset({"unlike", "than", "versus", "vs", "not",
+_CONTRASTED_BY = frozenset({"unlike", "than", "versus", "vs", "not", "no", "without",
                             # After a preposition a subject is an object: "talks to the models".
                             "to", "with", "from", "of", "into", "onto", "on", "for", "by", "in", "about", "via"})
+# Contrast words that reach past a describing word or two: "compared with a *full* virtual
+# machine", "unlike a *classic server-side* session".
+_CONTRASTED_FAR = frozenset({"unlike", "than", "versus", "vs"})
+CONTRAST_REACH = 2
 # ... except when the preposition opens the clause: "With PUT you send ...", "For PATCH, ..."
 # name the clause's topic.
 _TOPIC_BY = frozenset({"with", "for", "in", "on", "by", "via"})
@@ -155,6 +159,12 @@ def _has_any(text: str, phrases: tuple[str, ...]) -> bool:
     return bool(_phrase_pattern(phrases).search(" ".join(tokens(text))))
 
 
+def attributed(text: str) -> bool:
+    """Whether a text puts a claim in someone else's mouth ("some people think …", "it is a
+    myth that …")."""
+    return _has_any(normalise(text), ATTRIBUTIONS)
+
+
 def _key(subjects: list[Subject]):
     return tuple((s.name, tuple(s.terms)) for s in subjects)
 
@@ -254,19 +264,58 @@ def clause_subject(part: Sentence, subjects: list[Subject], *, by_order: bool = 
                 words = words + ((subjects[k].name, ((toks[i], toks[i + 1]),)),)
                 break
     described = None
-    for pos, name in _mentions(toks, words):
-        # "compared to a virtual machine": look past articles to the word that contrasts.
-        k = pos
-        while k and toks[k - 1] in _ARTICLES:
-            k -= 1
-        topic = k == 1 and toks[0] in _TOPIC_BY
-        if (k and toks[k - 1] in _CONTRASTED_BY and not topic) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
+    mentions = _mentions(toks, words)
+    named = {pos for pos, _ in mentions}
+    for pos, name in mentions:
+        if _contrasted(toks, pos, named):
             # "..., unlike RS256, which uses a private key": the rest describes the thing contrasted.
             if described is None and _RELATIVE & set(toks[pos + 1:pos + 3]):
                 described = name
             continue
         return name
     return described
+
+
+def _contrasted(toks: tuple[str, ...], pos: int, named: set[int]) -> bool:
+    """Whether the subject named at `pos` is the thing contrasted or acted on, not the one the
+    clause speaks of (`named`: where subjects are named, which no contrast reaches past)."""
+    # "compared to a virtual machine": look past articles to the word that contrasts.
+    k = pos
+    while k and toks[k - 1] in _ARTICLES:
+        k -= 1
+    topic = k == 1 and toks[0] in _TOPIC_BY
+    if (k and toks[k - 1] in _CONTRASTED_BY and not topic) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
+        return True
+    for j in range(k - 1, max(k - 1 - CONTRAST_REACH, 0), -1):
+        if j in named:
+            # "Unlike PATCH, PUT ...": the contrast is PATCH's.
+            break
+        i = j
+        while i and toks[i - 1] in _ARTICLES:
+            i -= 1
+        if (i and toks[i - 1] in _CONTRASTED_FAR) or (i > 1 and toks[i - 2:i] in _CONTRASTED_BY_TWO):
+            return True
+    return False
+
+
+# Words that introduce an example: "a shared store such as Redis" lists Redis as one of the
+# things the clause speaks of.
+_EXAMPLE_BY = frozenset({"like", "including", "eg"})
+_EXAMPLE_BY_TWO = frozenset({("such", "as"), ("for", "example"), ("for", "instance"), ("e", "g")})
+
+
+def listed_subjects(part: Sentence, subjects: list[Subject]) -> set[str]:
+    """The subjects a clause names as examples of what it speaks of: "a CDN such as Cloudflare,
+    a reverse proxy, a shared store such as Redis" lists the CDN and Redis alike."""
+    toks = part.all_tokens
+    out = set()
+    for pos, name in _mentions(toks, _subject_words(_key(subjects))):
+        k = pos
+        while k and toks[k - 1] in _ARTICLES:
+            k -= 1
+        if (k and toks[k - 1] in _EXAMPLE_BY) or (k > 1 and toks[k - 2:k] in _EXAMPLE_BY_TWO):
+            out.add(name)
+    return out
 
 
 @lru_cache(maxsize=4096)

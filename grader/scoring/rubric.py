@@ -15,10 +15,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from grader.models import Concept, ConceptResult, Misconception, MisconceptionResult, Rubric, Signal
+from grader.models import Concept, ConceptResult, Misconception, MisconceptionResult, Rubric, Signal, Subject
 from grader.scoring import flags as F
 from grader.scoring import similarity as S
-from grader.scoring.claims import Clause, clause_subject, clauses, named_subjects, segments, subject_led
+from grader.scoring.claims import (Clause, attributed, clause_subject, clauses, listed_subjects, named_subjects,
+                                   segments, subject_led)
 from grader.scoring.evidence import Evidence
 from grader.scoring.exemplars import lent_statements, well_graded_sentences
 from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
@@ -177,8 +178,16 @@ class _Claim:
         self.hedged = False
 
 
-def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], stating: set[int], *,
-           listing: bool = False) -> _Claim:
+@lru_cache(maxsize=4096)
+def _directed(term: str) -> bool:
+    """A term "A to B" names a direction, and read backwards it is another thing: "one record
+    has many" is no "many to one"."""
+    toks = tokens(term)
+    return len(toks) == 3 and toks[1] == "to"
+
+
+def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[str], stating: set[int],
+           subjects: list[Subject], *, listing: bool = False) -> _Claim:
     """What the clauses claim of the concept. A clause of a `wrong` sentence (one stating a
     misconception) shows it not, but may swap or deny it, unless it is one of the clauses
     `stating` the misconception (by `id` of its part): a wrong claim is counted once.  In a
@@ -190,7 +199,7 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[
     for clause in parts:
         if id(clause.part) in stating:
             continue
-        hits = [h for h in (find_in_sentence(t, clause.part) for t in terms) if h]
+        hits = [h for h in (find_in_sentence(t, clause.part, ordered=_directed(t)) for t in terms) if h]
         if not hits:
             continue
         # One affirmed term is enough: "runs identically, so no more works-on-my-machine issues".
@@ -200,7 +209,10 @@ def _claim(concept: Concept, parts: list[Clause], vocab: Vocabulary, wrong: set[
         if not clause.firm:
             continue
         no = concept_denied(hit, concept)
-        other = concept.subject is not None and clause.subject is not None and clause.subject != concept.subject
+        # A clause that lists this concept's subject among others ("a CDN such as Cloudflare, a
+        # shared store such as Redis") may say the claim of it.
+        other = (concept.subject is not None and clause.subject is not None and clause.subject != concept.subject
+                 and concept.subject not in listed_subjects(clause.part, subjects))
         if other:
             # "PATCH is not idempotent" beside "PUT is idempotent" is a contrast, not a swap; and
             # "it is not true that the template holds the logic" is no swap either.
@@ -288,12 +300,12 @@ class RubricScorer:
         # misconceptions' terms and meaning find, then those a swapped or denied claim states.
         stated = {m.evidence for m in misconceptions}
         listing = F.KEYWORD_LIST in p.flags
-        claims = [_claim(c, parts, vocab, stated, stating, listing=listing) for c in rubric.concepts]
+        claims = [_claim(c, parts, vocab, stated, stating, rubric.subjects, listing=listing) for c in rubric.concepts]
         auto = _claimed_wrong(rubric.concepts, claims)
         wrong = stated | {m.evidence for m in auto}
         if wrong != stated:
             # "select_related does an outer join, but only for reverse foreign keys" shows no JOIN.
-            claims = [_claim(c, parts, vocab, wrong, stating, listing=listing) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
+            claims = [_claim(c, parts, vocab, wrong, stating, rubric.subjects, listing=listing) if cl.shown is not None and cl.shown.sentence.text in wrong else cl
                       for c, cl in zip(rubric.concepts, claims)]
             named = {m.name for m in auto}
             auto += [m for m in _claimed_wrong(rubric.concepts, claims) if m.name not in named]
@@ -345,6 +357,9 @@ class RubricScorer:
                 if sentence.text not in facts.firm or best[j] - right[j] < MISCONCEPTION_MARGIN:
                     continue
                 if sum(1 for t in tokens(text) if t not in STOPWORDS) < MISCONCEPTION_MIN_WORDS:
+                    continue
+                if attributed(text):
+                    # "Many people think JWT is the more secure replacement for sessions" rejects it.
                     continue
                 # "PATCH does not replace the whole resource" is close in meaning to the claim it
                 # rejects, and "PUT is idempotent" to "PUT is not idempotent".
