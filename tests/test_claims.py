@@ -157,6 +157,20 @@ def test_a_denial_reaches_every_item_of_an_or_list(bank, grader_):
     assert "select_related for many-to-many" in {m.name for m in stated.misconceptions}
 
 
+def test_a_wrong_claim_rejected_after_it_or_at_its_subject_costs_nothing(bank, grader_):
+    for qid, rejected, stated in [
+        ("n-plus-one", "Adding an index won't fix it; the fix is to load the relations with select_related.",
+         "Adding an index fixes it, since each extra query gets faster."),
+        ("sql-injection", "Escaping quotes by hand isn't the fix; use parameterized queries.",
+         "Just escape the quotes by hand and you are safe."),
+        ("status-codes", "Bad input is never a 500; send a 400 or a 422.", "Bad input gets a 500."),
+        ("flask-django-fastapi", "FastAPI isn't a full-stack framework with a built-in ORM; you bring your own.",
+         "FastAPI is fast, and it is batteries-included with a built-in ORM."),
+    ]:
+        assert not grade(bank, grader_, qid, rejected).misconceptions, rejected
+        assert grade(bank, grader_, qid, stated).misconceptions, stated
+
+
 def test_a_term_the_concept_itself_says_under_a_denial_is_shown_by_one(bank, grader_):
     # The concept says "passwords are never kept in plaintext": so does this answer.
     r = grade(bank, grader_, "password-hashing", "Never store plaintext; store a slow salted hash such as Argon2.")
@@ -530,6 +544,6 @@ def test_right_answers_in_six_styles_stay_where_they_were_measured(bank, grader_
                                   for r in rows])
     convicted = [(r["question_id"], r["style"], [m.name for m in res.misconceptions])
                  for r, res in zip(rows, results) if res.misconceptions]
-    assert len(convicted) <= 11, convicted
-    assert sum(res.score >= 8 for res in results) >= 110
+    assert len(convicted) <= 7, convicted
+    assert sum(res.score >= 8 for res in results) >= 112
 

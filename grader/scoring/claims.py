@@ -197,6 +197,11 @@ def subject_led(terms: list[str], subjects: list[Subject]) -> list[tuple[str, st
     return [led for t in terms if (led := _subject_led(t, words)) is not None]
 
 
+def subject_positions(part: Sentence, subjects: list[Subject], name: str) -> list[int]:
+    """Where a clause names one subject (token positions)."""
+    return [pos for pos, n in _mentions(part.all_tokens, _subject_words(_key(subjects))) if n == name]
+
+
 def named_subjects(sentence: Sentence, subjects: list[Subject]) -> set[str]:
     """The subjects a sentence names anywhere in it."""
     return {name for _, name in _mentions(sentence.all_tokens, _subject_words(_key(subjects)))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
@@ -187,6 +188,20 @@ def is_negated(hit: Hit) -> bool:
     return found > own
 
 
+# Words after a wrong claim that reject it: "adding an index won't fix it", "escaping quotes by
+# hand isn't the fix", "a bigger pool does not help". Checked only after a misconception's term,
+# within its clause's next few words; "escape quotes, not parameterized queries" rejects nothing.
+_REJECTED = re.compile(r"^(?:\S+ ){0,3}?(?:(?:will|would|does|do|did|is|are|can|could) )?not (?:\S+ )?"
+                       r"(?:fix|fixes|help|helps|solve|solves|prevent|prevents|enough|the fix|a fix|the answer|the solution)\b")
+REJECTION_REACH = 7
+
+
+def is_rejected(hit: Hit) -> bool:
+    """Whether the words right after a claim reject it ("adding an index won't fix it")."""
+    after = hit.sentence.all_tokens[hit.end + 1:hit.end + 1 + REJECTION_REACH]
+    return bool(after) and bool(_REJECTED.search(" ".join(after)))
+
+
 class Vocabulary:
     """An answer's sentences as one, to rule terms out before any sentence is searched: a
     term with a word shown nowhere in the answer cannot match one sentence."""
@@ -262,6 +277,7 @@ def find_terms(
         # an ORM is a kind of database", the term "kind of database" is part of the negated one.
         negated = [(h.start, h.end) for h in hits if is_negated(h)]
         for h in hits:
-            if not is_negated(h) and not any(lo <= h.start and h.end <= hi for lo, hi in negated):
+            if not is_negated(h) and not any(lo <= h.start and h.end <= hi for lo, hi in negated) \
+                    and not is_rejected(h):
                 return h
     return None

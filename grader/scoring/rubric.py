@@ -19,7 +19,7 @@ from grader.models import Concept, ConceptResult, Misconception, MisconceptionRe
 from grader.scoring import flags as F
 from grader.scoring import similarity as S
 from grader.scoring.claims import (Clause, attributed, clause_subject, clauses, listed_subjects, named_subjects,
-                                   segments, subject_led)
+                                   segments, subject_led, subject_positions)
 from grader.scoring.evidence import Evidence
 from grader.scoring.exemplars import lent_statements, well_graded_sentences
 from grader.scoring.keywords import Hit, Vocabulary, find_in_sentence, find_terms
@@ -176,6 +176,17 @@ class _Claim:
         self.swapped: Clause | None = None
         self.denied: Clause | None = None
         self.hedged = False
+
+
+# How near a subject's name a denial must stand to deny what is said of it ("FastAPI is not",
+# "never a 500").
+SUBJECT_DENIAL_REACH = 2
+
+
+def _denied_at(toks: tuple[str, ...], pos: int) -> bool:
+    """Whether a denial stands right beside the subject named at `pos` (articles skipped)."""
+    before = [t for t in toks[max(0, pos - SUBJECT_DENIAL_REACH - 1):pos] if t not in ("a", "an", "the")]
+    return bool(_POLARITY & set(before[-SUBJECT_DENIAL_REACH:]) or _POLARITY & set(toks[pos + 1:pos + 1 + SUBJECT_DENIAL_REACH]))
 
 
 @lru_cache(maxsize=4096)
@@ -383,9 +394,14 @@ class RubricScorer:
             if m.subject not in (None, subject):
                 continue
             about_it = [c for c in firm_parts if c.subject == subject]
-            hit = find_terms([rest], [c.part for c in about_it], claims=True, vocab=vocab) if about_it else None
-            if hit is not None:
-                return about_it, hit
+            for c in about_it:
+                hit = find_terms([rest], [c.part], claims=True, vocab=vocab)
+                # "FastAPI isn't a framework with a built-in ORM", "bad input is never a 500":
+                # the claim is denied of the subject by a denial at its name (unless the claim
+                # is itself a denial: "DELETE is non-idempotent").
+                if hit is not None and (_POLARITY & set(tokens(rest)) or not any(
+                        _denied_at(c.part.all_tokens, pos) for pos in subject_positions(c.part, rubric.subjects, subject))):
+                    return about_it, hit
         return [], None
 
     @staticmethod
