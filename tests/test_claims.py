@@ -544,6 +544,6 @@ def test_right_answers_in_six_styles_stay_where_they_were_measured(bank, grader_
                                   for r in rows])
     convicted = [(r["question_id"], r["style"], [m.name for m in res.misconceptions])
                  for r, res in zip(rows, results) if res.misconceptions]
-    assert len(convicted) <= 7, convicted
+    assert len(convicted) <= 6, convicted
     assert sum(res.score >= 8 for res in results) >= 112
 

@@ -193,8 +193,14 @@ def subject_led(terms: list[str], subjects: list[Subject]) -> list[tuple[str, st
     batteries-included"). Other terms are left out."""
     if not subjects:
         return []
-    words = _subject_words(_key(subjects))  # once for all the terms
-    return [led for t in terms if (led := _subject_led(t, words)) is not None]
+    return list(_subject_led_all(tuple(terms), _key(subjects)))
+
+
+@lru_cache(maxsize=4096)
+def _subject_led_all(terms: tuple[str, ...], key) -> tuple[tuple[str, str], ...]:
+    # A misconception's terms are the same for each of its question's answers.
+    words = _subject_words(key)
+    return tuple(led for t in terms if (led := _subject_led(t, words)) is not None)
 
 
 def subject_positions(part: Sentence, subjects: list[Subject], name: str) -> list[int]:

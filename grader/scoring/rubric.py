@@ -178,6 +178,23 @@ class _Claim:
         self.hedged = False
 
 
+@lru_cache(maxsize=1024)
+def _statements_of(misconceptions: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], list[int]]:
+    rows: list[str] = []
+    starts = []
+    for said in misconceptions:
+        if said:
+            starts.append(len(rows))
+            rows.extend(said)
+    return tuple(rows), starts
+
+
+def _statement_rows(rubric: Rubric) -> tuple[tuple[str, ...], list[int]]:
+    """All the misconceptions' statements in order, and where each one's first stands (those
+    with statements only)."""
+    return _statements_of(tuple(tuple(m.statements) for m in rubric.misconceptions))
+
+
 # How near a subject's name a denial must stand to deny what is said of it ("FastAPI is not",
 # "never a 500").
 SUBJECT_DENIAL_REACH = 2
@@ -345,7 +362,16 @@ class RubricScorer:
         firm_parts = [c for c in parts if c.firm]
         correct = correct_statements(rubric, p.item.question.model_answer)
         right = np.max(stacked(correct) @ uvecs.T, axis=0)
+        # Every misconception's statements against every unit in one product, and each one's
+        # closest statement per unit: most misconceptions are then passed over without more work.
+        said_by, starts = _statement_rows(rubric)
+        if said_by:
+            every = stacked(said_by) @ uvecs.T
+            closest = np.maximum.reduceat(every, starts, axis=0)
+            top = closest.max(axis=1)
+        row = -1
         for m in rubric.misconceptions:
+            row += bool(m.statements)
             about_it = [c for c in firm_parts if m.subject is None or c.subject == m.subject]
             hit = find_terms(m.terms, [c.part for c in about_it], claims=True, vocab=vocab) if m.terms else None
             if hit is None and rubric.subjects:
@@ -355,12 +381,10 @@ class RubricScorer:
                 out.append(MisconceptionResult(name=m.name, penalty=m.penalty, evidence=evidence, why=m.why))
                 stating.add(id(hit.sentence))
                 continue
-            if not m.statements:
+            if not m.statements or top[row] < MISCONCEPTION_SIM:
                 continue
-            sims = stacked(m.statements) @ uvecs.T
-            best = sims.max(axis=0)
-            if best.max() < MISCONCEPTION_SIM:
-                continue
+            best = closest[row]
+            sims = every[starts[row]:starts[row] + len(m.statements)]
             for j in np.argsort(-best):
                 text, sentence = units[int(j)]
                 if best[j] < MISCONCEPTION_SIM:
