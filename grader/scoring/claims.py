@@ -47,7 +47,7 @@ _CONTRASTED_BY = frozenset({"unlike", "than", "versus", "vs", "not", "no", "with
                             # After a preposition a subject is an object: "talks to the models".
                             "to", "with", "from", "of", "into", "onto", "on", "for", "by", "in", "about", "via"})
 # Contrast words that reach past a describing word or two: "compared with a *full* virtual
-# machine", "unlike a *classic server-side* session".
+# machine", "unlike a *classic* session".
 _CONTRASTED_FAR = frozenset({"unlike", "than", "versus", "vs"})
 CONTRAST_REACH = 2
 # ... except when the preposition opens the clause: "With PUT you send ...", "For PATCH, ..."
@@ -287,13 +287,18 @@ def clause_subject(part: Sentence, subjects: list[Subject], *, by_order: bool = 
     return described
 
 
+def _past_articles(toks: tuple[str, ...], k: int) -> int:
+    """`k` moved back over the articles just before it ("compared to *a* virtual machine")."""
+    while k and toks[k - 1] in _ARTICLES:
+        k -= 1
+    return k
+
+
 def _contrasted(toks: tuple[str, ...], pos: int, named: set[int]) -> bool:
     """Whether the subject named at `pos` is the thing contrasted or acted on, not the one the
     clause speaks of (`named`: where subjects are named, which no contrast reaches past)."""
     # "compared to a virtual machine": look past articles to the word that contrasts.
-    k = pos
-    while k and toks[k - 1] in _ARTICLES:
-        k -= 1
+    k = _past_articles(toks, pos)
     topic = k == 1 and toks[0] in _TOPIC_BY
     if (k and toks[k - 1] in _CONTRASTED_BY and not topic) or (k > 1 and toks[k - 2:k] in _CONTRASTED_BY_TWO):
         return True
@@ -301,9 +306,7 @@ def _contrasted(toks: tuple[str, ...], pos: int, named: set[int]) -> bool:
         if j in named:
             # "Unlike PATCH, PUT ...": the contrast is PATCH's.
             break
-        i = j
-        while i and toks[i - 1] in _ARTICLES:
-            i -= 1
+        i = _past_articles(toks, j)
         if (i and toks[i - 1] in _CONTRASTED_FAR) or (i > 1 and toks[i - 2:i] in _CONTRASTED_BY_TWO):
             return True
     return False
@@ -321,9 +324,7 @@ def listed_subjects(part: Sentence, subjects: list[Subject]) -> set[str]:
     toks = part.all_tokens
     out = set()
     for pos, name in _mentions(toks, _subject_words(_key(subjects))):
-        k = pos
-        while k and toks[k - 1] in _ARTICLES:
-            k -= 1
+        k = _past_articles(toks, pos)
         if (k and toks[k - 1] in _EXAMPLE_BY) or (k > 1 and toks[k - 2:k] in _EXAMPLE_BY_TWO):
             out.add(name)
     return out
