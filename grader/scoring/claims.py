@@ -362,11 +362,10 @@ def clauses(sentences: list[Sentence], subjects: list[Subject], question: str = 
             if subject is None and (n > 0 or (p.all_tokens and p.all_tokens[0] in _REFERS_BACK)):
                 subject = last
             last = subject
-            low = normalise(text)
             out.append(Clause(
                 sentence=s, part=p, subject=subject,
                 hedged=sentence_hedged,
-                attributed=_has_any(low, ATTRIBUTIONS),
+                attributed=attributed(text),
                 tautology=_tautology(tokens(text)),
             ))
     return out

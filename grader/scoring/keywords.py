@@ -199,7 +199,7 @@ REJECTION_REACH = 7
 def is_rejected(hit: Hit) -> bool:
     """Whether the words right after a claim reject it ("adding an index won't fix it")."""
     after = hit.sentence.all_tokens[hit.end + 1:hit.end + 1 + REJECTION_REACH]
-    return bool(after) and bool(_REJECTED.search(" ".join(after)))
+    return _REJECTED.search(" ".join(after)) is not None
 
 
 class Vocabulary:
